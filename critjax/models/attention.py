@@ -1,0 +1,82 @@
+"""Attention with one mask rule for training, prefill, multi-turn continuation and decode.
+
+Dimension key: B batch, T query positions, S key/value positions, H query heads, K kv heads,
+G = H // K queries per kv head, D head dim.
+
+Every query at absolute position p attends to keys at positions s with
+    s <= p            (causal)
+    s <  kv_len[b]    (keys written so far; skips cache slots past the row's length)
+    p - s < window    (sliding-window layers only)
+so right-padded batches need no separate padding mask: a valid token never sees a later pad.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+_warned: set = set()
+
+
+def _warn_once(msg: str):
+  if msg not in _warned:
+    _warned.add(msg)
+    logging.warning(msg)
+
+
+def attention_mask(q_pos_bt, kv_len_b, s: int, window: Optional[int]):
+  """(B, T) query positions, (B,) key counts -> bool (B, 1, 1, T, S) mask."""
+  kv_pos = jnp.arange(s)[None, None, :]
+  mask = (kv_pos <= q_pos_bt[:, :, None]) & (kv_pos < kv_len_b[:, None, None])
+  if window is not None:
+    mask &= (q_pos_bt[:, :, None] - kv_pos) < window
+  return mask[:, None, None, :, :]
+
+
+def xla_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, scale: float,
+                  softcap: Optional[float] = None, window: Optional[int] = None):
+  """Plain einsum attention, GQA without repeating K/V. Softmax in float32."""
+  b, t, h, d = q_bthd.shape
+  k = k_bskd.shape[2]
+  q = q_bthd.reshape(b, t, k, h // k, d)                      # (B, T, K, G, D)
+  scores = jnp.einsum("btkgd,bskd->bkgts", q, k_bskd, preferred_element_type=jnp.float32) * scale
+  if softcap is not None:
+    scores = jnp.tanh(scores / softcap) * softcap
+  mask = attention_mask(q_pos_bt, kv_len_b, k_bskd.shape[1], window)
+  scores = jnp.where(mask, scores, -1e30)
+  probs = jax.nn.softmax(scores, axis=-1)
+  # A query with no visible key (only padding rows) gets zeros rather than a uniform average.
+  probs = jnp.where(mask, probs, 0.0).astype(v_bskd.dtype)
+  out = jnp.einsum("bkgts,bskd->btkgd", probs, v_bskd)
+  return out.reshape(b, t, h, d)
+
+
+def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: float,
+           softcap: Optional[float] = None, window: Optional[int] = None):
+  """Dispatch on `impl` ('xla' | 'pallas' | 'cudnn'); falls back to 'xla' with a one-line warning
+  where the chosen path cannot express the request, never silently giving a different result."""
+  if impl == "pallas":
+    try:
+      from critjax.models import pallas_attention
+    except ImportError as e:  # kernels not available in this install
+      _warn_once(f"attention_impl='pallas' unavailable ({e}); using 'xla'")
+    else:
+      out = pallas_attention.attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale,
+                                    softcap=softcap, window=window)
+      if out is not None:
+        return out
+  elif impl == "cudnn":
+    if jax.default_backend() != "gpu" or softcap is not None or window is not None:
+      _warn_once("attention_impl='cudnn' needs a GPU and no soft-cap/window; using 'xla'")
+    else:
+      return _cudnn_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale)
+  return xla_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale,
+                       softcap=softcap, window=window)
+
+
+def _cudnn_attention(q, k, v, q_pos_bt, kv_len_b, *, scale):
+  mask = attention_mask(q_pos_bt, kv_len_b, k.shape[1], None)[:, 0]   # (B, 1, T, S)
+  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation="cudnn")

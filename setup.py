@@ -1,0 +1,30 @@
+"""critjax: critique, verification and self-correction RL in JAX."""
+from setuptools import find_packages, setup
+
+setup(
+    name="critjax",
+    version="0.1.0",
+    description="A JAX engine for training and evaluating LMs that critique and correct themselves.",
+    packages=find_packages(include=["critjax", "critjax.*", "kernels", "kernels.*", "configs", "experiments"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "jax>=0.10",
+        "flax>=0.10",
+        "optax",
+        "orbax-checkpoint",
+        "ml-collections",
+        "sentencepiece",
+        "tensorboardX",        # TensorBoard event files without TensorFlow
+        "tqdm",
+        "numpy",
+        "absl-py",
+        "math-verify",
+        "matplotlib",
+        "safetensors",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-xdist"],
+        "hf": ["transformers", "torch", "tokenizers", "jinja2"],
+        "tfds": ["tensorflow-datasets"],
+    },
+)
