@@ -1,0 +1,43 @@
+"""Per-token estimators of KL(pi_theta || pi_ref) at sampled tokens (Schulman, "Approximating KL divergence", 2020).
+
+Dimension key: B sequences, T tokens. Inputs are log-probabilities of the sampled tokens, (B, T) -> (B, T) float32.
+With d = log pi_ref - log pi_theta (ALGORITHMS.md Sec. 0):
+  k1 = -d               unbiased, high variance, can be negative
+  k2 = d^2 / 2          biased, low variance
+  k3 = exp(d) - d - 1   unbiased, >= 0; GRPO's estimator (DeepSeekMath eq. 4), verl "low_var_kl"
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax.numpy as jnp
+
+from critjax.registry import Registry
+
+KLFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+KL_ESTIMATORS: Registry[KLFn] = Registry("kl estimator")
+
+# verl `kl_penalty` low_var_kl: the log-ratio is clamped to +-20 before exp, the estimate to +-10, so a single
+# token whose policy drifted far from the reference cannot dominate the loss (gradient is 0 past the clamp).
+K3_LOG_RATIO_CLAMP = 20.0
+K3_CLAMP = 10.0
+
+
+def _d(logp_bt, ref_logp_bt):
+  return ref_logp_bt.astype(jnp.float32) - logp_bt.astype(jnp.float32)
+
+
+@KL_ESTIMATORS.register("k1")
+def k1(logp_bt, ref_logp_bt):
+  return -_d(logp_bt, ref_logp_bt)
+
+
+@KL_ESTIMATORS.register("k2")
+def k2(logp_bt, ref_logp_bt):
+  return 0.5 * jnp.square(_d(logp_bt, ref_logp_bt))
+
+
+@KL_ESTIMATORS.register("k3")
+def k3(logp_bt, ref_logp_bt):
+  d = jnp.clip(_d(logp_bt, ref_logp_bt), -K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)
+  return jnp.clip(jnp.exp(d) - d - 1.0, -K3_CLAMP, K3_CLAMP)

@@ -1,0 +1,210 @@
+"""Policy-gradient losses for the online group engine (ALGORITHMS.md sections 0, 1, 2, 13), plus SFT NLL.
+
+Dimension key: B sequences (responses, or episodes in multi-turn), T tokens.
+
+Every loss returns `(loss_sum, denom, metrics)`: the quantity to MINIMISE is loss_sum / denom, and
+metrics are `name -> (sum, denom)` pairs. Summing sums and denominators over the micro-batches of a
+batch before dividing reproduces the full-batch loss and gradient exactly, for every aggregation.
+Tokens with mask 0 contribute nothing; their inputs are zeroed first so a -inf log-prob at a pad
+position cannot put NaN into the gradient.
+
+Departures from the papers, all as in verl: the log-ratio is clamped to +-20 before exp; the k3
+estimate is clamped (see kl.py); a group-of-one advantage is 0 (see advantages.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from critjax.registry import Registry
+from critjax.rl.kl import KL_ESTIMATORS
+
+LOG_RATIO_CLAMP = 20.0  # verl `compute_policy_loss`: clamp log(pi/pi_old) before exp for stability
+
+RatioFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+AggFn = Callable[[jnp.ndarray, jnp.ndarray, Optional[int]], tuple]
+RATIOS: Registry[RatioFn] = Registry("importance ratio")
+AGGREGATIONS: Registry[AggFn] = Registry("loss aggregation")
+
+
+# --- importance ratios: (log_ratio_bt, mask_bt) -> ratio_bt ---------------------------------------
+
+@RATIOS.register("token")
+def token_ratio(log_ratio_bt, mask_bt):
+  """PPO / GRPO per-token ratio rho_{i,t} = pi_theta / pi_old."""
+  del mask_bt
+  return jnp.exp(log_ratio_bt)
+
+
+@RATIOS.register("sequence")
+def sequence_ratio(log_ratio_bt, mask_bt):
+  """GSPO-token ratio (arXiv 2507.18071): s_{i,t} = sg[s_i] * pi_theta(o_t) / sg[pi_theta(o_t)].
+
+  s_i = exp((1/|o_i|) sum_t log rho_{i,t}) is GSPO's length-normalised sequence ratio. Its value at
+  every token is s_i (so clipping acts per sequence); its gradient is s_i * grad log pi_theta(o_t),
+  which under seq_mean_token_mean and A_{i,t} = A_i is exactly GSPO's gradient, and still allows
+  per-token (per-turn) advantages.
+  """
+  n_b = mask_bt.sum(axis=1, keepdims=True)
+  log_s = (log_ratio_bt * mask_bt).sum(axis=1, keepdims=True) / jnp.maximum(n_b, 1.0)   # (B, 1)
+  return jnp.exp(jax.lax.stop_gradient(log_s) + log_ratio_bt - jax.lax.stop_gradient(log_ratio_bt))
+
+
+# --- aggregations: (x_bt, mask_bt, norm_len) -> (sum, denom) ----------------------------------------
+
+@AGGREGATIONS.register("token_mean")
+def token_mean(x_bt, mask_bt, norm_len):
+  """DAPO token-level loss (arXiv 2503.14476, Sec. 3.3): sum_{i,t} l_{i,t} / sum_i |o_i|."""
+  del norm_len
+  return (x_bt * mask_bt).sum(), mask_bt.sum()
+
+
+@AGGREGATIONS.register("seq_mean_token_mean")
+def seq_mean_token_mean(x_bt, mask_bt, norm_len):
+  """GRPO (DeepSeekMath eq. 3): (1/G) sum_i (1/|o_i|) sum_t l_{i,t}; sequences without tokens are not counted."""
+  del norm_len
+  n_b = mask_bt.sum(axis=1)
+  per_seq = (x_bt * mask_bt).sum(axis=1) / jnp.maximum(n_b, 1.0)
+  return per_seq.sum(), (n_b > 0).sum().astype(jnp.float32)
+
+
+@AGGREGATIONS.register("seq_mean_token_sum_norm")
+def seq_mean_token_sum_norm(x_bt, mask_bt, norm_len):
+  """Dr. GRPO (arXiv 2503.20783, Sec. 3.2; Oat `constant_normalizer`): (1/N) sum_i sum_t l_{i,t} / L_max.
+
+  N counts sequences with at least one token, so all-pad rows added to fill a micro-batch do not dilute it.
+  """
+  n_b = mask_bt.sum(axis=1)
+  return (x_bt * mask_bt).sum() / norm_len, (n_b > 0).sum().astype(jnp.float32)
+
+
+# --- config ---------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  ratio: str = "token"                   # 'token' (PPO/GRPO) | 'sequence' (GSPO-token)
+  clip_low: float = 0.2                  # ratio clipped to [1 - clip_low, 1 + clip_high]
+  clip_high: float = 0.2                 # DAPO clip-higher: 0.28; GSPO: 3e-4 / 4e-4
+  dual_clip_c: Optional[float] = None    # verl dual clip: for A < 0 the loss is capped at -A * c (verl 3, DAPO 10)
+  kl_estimator: str = "k3"               # see critjax.rl.kl
+  kl_coef: float = 0.0                   # beta; 0 = no KL term (ref log-probs may then be None)
+  aggregation: str = "seq_mean_token_mean"   # | 'token_mean' (DAPO) | 'seq_mean_token_sum_norm' (Dr. GRPO)
+  norm_len: Optional[int] = None         # constant normaliser L_max for seq_mean_token_sum_norm
+  entropy_coef: float = 0.0              # entropy bonus: loss -= entropy_coef * H_t
+
+  def __post_init__(self):
+    if self.ratio not in RATIOS:
+      raise ValueError(f"loss.ratio={self.ratio!r}; expected one of {RATIOS.names()}")
+    if not 0.0 <= self.clip_low < 1.0:
+      raise ValueError(f"loss.clip_low must be in [0,1), got {self.clip_low}")
+    if not self.clip_high >= 0.0:
+      raise ValueError(f"loss.clip_high must be >= 0, got {self.clip_high}")
+    if self.dual_clip_c is not None and not self.dual_clip_c > 1.0:
+      raise ValueError(f"loss.dual_clip_c must be > 1 or None, got {self.dual_clip_c}")
+    if self.kl_estimator not in KL_ESTIMATORS:
+      raise ValueError(f"loss.kl_estimator={self.kl_estimator!r}; expected one of {KL_ESTIMATORS.names()}")
+    if not self.kl_coef >= 0.0:
+      raise ValueError(f"loss.kl_coef must be >= 0, got {self.kl_coef}")
+    if self.aggregation not in AGGREGATIONS:
+      raise ValueError(f"loss.aggregation={self.aggregation!r}; expected one of {AGGREGATIONS.names()}")
+    if self.aggregation == "seq_mean_token_sum_norm" and self.norm_len is None:
+      raise ValueError("loss.norm_len must be set (the max response length) for seq_mean_token_sum_norm")
+    if self.norm_len is not None and not (isinstance(self.norm_len, int) and self.norm_len > 0):
+      raise ValueError(f"loss.norm_len must be a positive int, got {self.norm_len!r}")
+    if not self.entropy_coef >= 0.0:
+      raise ValueError(f"loss.entropy_coef must be >= 0, got {self.entropy_coef}")
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "LossConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise ValueError(f"unknown loss config field(s) {unknown}; known fields: {sorted(known)}")
+    return cls(**d)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def mean_of(total, denom):
+  """loss_sum / denom (or a metric pair) with an empty batch giving 0 rather than NaN."""
+  return total / jnp.maximum(denom, 1.0)
+
+
+def _token_metric(x_bt, mask_bt):
+  return jax.lax.stop_gradient((x_bt * mask_bt).sum()), mask_bt.sum()
+
+
+def _clipped_surrogate(ratio_bt, adv_bt, cfg: LossConfig):
+  """PPO-clip loss -min(rho A, clip(rho) A) per token, with verl's dual clip for A < 0.
+
+  Returns (loss_bt, clipped_bt, dual_clipped_bt); the two masks are float indicators for metrics.
+  """
+  unclipped = -adv_bt * ratio_bt
+  clipped = -adv_bt * jnp.clip(ratio_bt, 1.0 - cfg.clip_low, 1.0 + cfg.clip_high)
+  loss = jnp.maximum(unclipped, clipped)
+  clip_ind = (clipped > unclipped).astype(jnp.float32)
+  if cfg.dual_clip_c is None:
+    return loss, clip_ind, jnp.zeros_like(loss)
+  cap = -adv_bt * cfg.dual_clip_c
+  dual_ind = ((adv_bt < 0) & (loss > cap)).astype(jnp.float32)
+  return jnp.where(adv_bt < 0, jnp.minimum(loss, cap), loss), clip_ind, dual_ind
+
+
+def _check(mask_bt, **arrays):
+  if mask_bt.ndim != 2:
+    raise ValueError(f"mask must be (B, T), got shape {mask_bt.shape}")
+  for name, x in arrays.items():
+    if x is not None and jnp.shape(x) != mask_bt.shape:
+      raise ValueError(f"{name} shape {jnp.shape(x)} != mask shape {mask_bt.shape}")
+
+
+# --- losses ---------------------------------------------------------------------------------------
+
+def policy_loss(logp_bt, old_logp_bt, adv_bt, mask_bt, cfg: LossConfig, *,
+                ref_logp_bt=None, kl_coef_bt=None, entropy_bt=None):
+  """Clipped policy-gradient loss of the GRPO family; returns (loss_sum, denom, metrics).
+
+  Per token: l = -min(r A, clip(r, 1-clip_low, 1+clip_high) A) + beta_t * KL_t - entropy_coef * H_t,
+  aggregated by `cfg.aggregation`. Covers GRPO (DeepSeekMath eq. 3: token ratio, k3 KL as a loss
+  term, seq_mean_token_mean), DAPO (clip-higher, token_mean, no KL), Dr. GRPO (constant normaliser),
+  GSPO (ratio='sequence') and SCoRe (REINFORCE advantages; on-policy so r = 1 and clipping is inactive;
+  `kl_coef_bt` = beta2 on turn-1 tokens and beta1 elsewhere in stage I). `kl_coef_bt` (B, T)
+  overrides cfg.kl_coef. `entropy_bt` (B, T) is the policy entropy per position (differentiable).
+  """
+  _check(mask_bt, logp=logp_bt, old_logp=old_logp_bt, adv=adv_bt, ref_logp=ref_logp_bt,
+         kl_coef=kl_coef_bt, entropy=entropy_bt)
+  mask = mask_bt.astype(jnp.float32)
+  on = mask > 0
+  clean = lambda x: None if x is None else jnp.where(on, jnp.asarray(x, jnp.float32), 0.0)
+  logp, old, adv, ref, beta_bt, ent = map(
+      clean, (logp_bt, old_logp_bt, adv_bt, ref_logp_bt, kl_coef_bt, entropy_bt))
+
+  log_ratio = jnp.clip(logp - old, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+  ratio = RATIOS.get(cfg.ratio)(log_ratio, mask)
+  pg, clip_ind, dual_ind = _clipped_surrogate(ratio, adv, cfg)
+
+  beta = cfg.kl_coef if beta_bt is None else beta_bt
+  use_kl = beta_bt is not None or cfg.kl_coef > 0
+  if use_kl and ref is None:
+    raise ValueError("policy_loss needs ref_logp_bt when loss.kl_coef > 0 or kl_coef_bt is given")
+  kl = jnp.zeros_like(pg) if ref is None else KL_ESTIMATORS.get(cfg.kl_estimator)(logp, ref)
+  ent = jnp.zeros_like(pg) if ent is None else ent
+
+  per_token = pg + (beta * kl if use_kl else 0.0) - cfg.entropy_coef * ent
+  loss_sum, denom = AGGREGATIONS.get(cfg.aggregation)(per_token, mask, cfg.norm_len)
+  metrics = {name: _token_metric(x, mask) for name, x in (
+      ("pg_loss", pg), ("kl", kl), ("entropy", ent), ("clip_frac", clip_ind),
+      ("dual_clip_frac", dual_ind), ("ratio_mean", ratio))}
+  return loss_sum, denom, metrics
+
+
+def nll_loss(logp_bt, mask_bt):
+  """Token-mean negative log-likelihood for SFT / warm-up: returns (sum, denom, {'nll': (sum, denom)})."""
+  _check(mask_bt, logp=logp_bt)
+  mask = mask_bt.astype(jnp.float32)
+  nll = -jnp.where(mask > 0, logp_bt.astype(jnp.float32), 0.0)
+  total, denom = token_mean(nll, mask, None)
+  return total, denom, {"nll": (jax.lax.stop_gradient(total), denom)}
