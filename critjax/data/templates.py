@@ -1,0 +1,176 @@
+"""Prompt templates for self-correction episodes, chosen by name (`config.template = 'math'`).
+
+Episode protocol (SCoRe, Kumar et al., arXiv 2409.12917, §3): x1 = first_turn.format(problem=x);
+the model writes y1; turn k+1 appends `correction_instruction` after y_k and the model writes
+y_{k+1}. The instruction is fixed and the same for every turn k >= 2. Self-Refine (Madaan et al.,
+arXiv 2303.17651) instead inserts a feedback turn: critique_instruction -> feedback, then
+refine_instruction -> new answer.
+
+Wording is our paraphrase of the outline in specs/ALGORITHMS.md §2 (the paper's exact prompts are
+not reproduced). The toy template is terse on purpose: the toy model's context is short.
+"""
+from __future__ import annotations
+
+import dataclasses
+import string
+
+from critjax.registry import Registry
+
+TEMPLATES: Registry = Registry("self-correction template")
+
+PLACEHOLDER = "problem"
+
+
+def _fields(text: str) -> set[str]:
+  """Names of the str.format fields in `text` (raises ValueError on malformed braces)."""
+  return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def _check(template: str, field: str, text: str, needs_problem: bool) -> None:
+  try:
+    fields = _fields(text)
+  except ValueError as e:
+    raise ValueError(f"template {template!r}: {field} has malformed braces ({e}); "
+                     "write literal braces as '{{' and '}}'") from e
+  allowed = {PLACEHOLDER} if needs_problem else set()
+  if needs_problem and PLACEHOLDER not in fields:
+    raise ValueError(f"template {template!r}: {field} is missing the '{{{PLACEHOLDER}}}' placeholder")
+  extra = sorted(fields - allowed)
+  if extra:
+    raise ValueError(f"template {template!r}: {field} has unknown placeholders {extra}; "
+                     f"allowed: {sorted(allowed)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfCorrectionTemplate:
+  """Turn-1 prompt with '{problem}' and the fixed instruction appended before every later attempt."""
+  name: str
+  first_turn: str
+  correction_instruction: str
+
+  def __post_init__(self):
+    if not self.name:
+      raise ValueError("template name must be non-empty")
+    _check(self.name, "first_turn", self.first_turn, needs_problem=True)
+    _check(self.name, "correction_instruction", self.correction_instruction, needs_problem=False)
+    if not self.correction_instruction.strip():
+      raise ValueError(f"template {self.name!r}: correction_instruction is empty")
+
+  def first_prompt(self, problem: str) -> str:
+    return self.first_turn.format(problem=problem)
+
+  def correction_prompt(self) -> str:
+    """Text appended after attempt k to ask for attempt k+1 (the same for every k)."""
+    return self.correction_instruction.format()
+
+  def render(self, problem: str, attempts: list[str]) -> str:
+    """Full text of an episode after `attempts` (for SFT baselines, logging): x1 y1 p y2 p y3 ..."""
+    parts = [self.first_prompt(problem)]
+    for i, attempt in enumerate(attempts):
+      if i > 0:
+        parts.append(self.correction_prompt())
+      parts.append(attempt)
+    return "".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfRefineTemplate:
+  """Self-Refine baseline: answer, then self-feedback, then a refined answer using that feedback."""
+  name: str
+  first_turn: str
+  critique_instruction: str
+  refine_instruction: str
+
+  def __post_init__(self):
+    if not self.name:
+      raise ValueError("template name must be non-empty")
+    _check(self.name, "first_turn", self.first_turn, needs_problem=True)
+    for field in ("critique_instruction", "refine_instruction"):
+      text = getattr(self, field)
+      _check(self.name, field, text, needs_problem=False)
+      if not text.strip():
+        raise ValueError(f"template {self.name!r}: {field} is empty")
+
+  def first_prompt(self, problem: str) -> str:
+    return self.first_turn.format(problem=problem)
+
+  def critique_prompt(self) -> str:
+    return self.critique_instruction.format()
+
+  def refine_prompt(self) -> str:
+    return self.refine_instruction.format()
+
+
+def _register(template):
+  TEMPLATES.register(template.name)(template)
+  return template
+
+
+# Toy arithmetic task: the tiny model sees few tokens, so both prompts are short and fixed.
+TOY = _register(SelfCorrectionTemplate(
+    name="toy",
+    first_turn="Q: {problem}\nA:",
+    correction_instruction="\nCheck the answer above and fix it if wrong.\nA:",
+))
+
+# MATH-style (SCoRe §3 outline): expert persona, step-by-step, a fixed final-answer line; the
+# correction turn says the solution may contain a mistake and asks for the whole solution again.
+MATH = _register(SelfCorrectionTemplate(
+    name="math",
+    first_turn=(
+        "You are an expert in mathematics. Solve the problem below, reasoning step by step, and reply "
+        "with the solution only. End with the line: \"Final Answer: The final answer is $ANSWER$. "
+        "I hope it is correct.\"\n\nProblem:\n{problem}\n\nSolution:\n"),
+    correction_instruction=(
+        "\n\nThe solution above may contain a mistake, for example from misreading the problem. "
+        "Find and fix the error if there is one, then write out the complete solution again. Reply "
+        "with the final solution only, ending with the line: \"Final Answer: The final answer is "
+        "$ANSWER$. I hope it is correct.\"\n\nSolution:\n"),
+))
+
+# Code-style (MBPP -> HumanEval): the correction turn asks for the whole corrected program.
+CODE = _register(SelfCorrectionTemplate(
+    name="code",
+    first_turn=(
+        "You are an expert Python programmer. Complete the function below. Reply with the full Python "
+        "program only, in one ```python code block.\n\n{problem}\n"),
+    correction_instruction=(
+        "\n\nThe code above may contain a bug, for example from misreading the task. Find and fix the "
+        "error if there is one and rewrite the program. Reply with the final, correct Python program "
+        "only, in one ```python code block.\n"),
+))
+
+SELF_REFINE_MATH = _register(SelfRefineTemplate(
+    name="self_refine_math",
+    first_turn=MATH.first_turn,
+    critique_instruction=(
+        "\n\nReview the solution above step by step. For each step say whether it is correct, and "
+        "point out any error and how to fix it. Do not write a new solution yet.\n\nFeedback:\n"),
+    refine_instruction=(
+        "\n\nUsing the feedback above, write an improved complete solution. Reply with the solution "
+        "only, ending with the line: \"Final Answer: The final answer is $ANSWER$. I hope it is "
+        "correct.\"\n\nSolution:\n"),
+))
+
+SELF_REFINE_CODE = _register(SelfRefineTemplate(
+    name="self_refine_code",
+    first_turn=CODE.first_turn,
+    critique_instruction=(
+        "\n\nReview the code above. Say whether it solves the task, and point out any bug and how "
+        "to fix it. Do not write new code yet.\n\nFeedback:\n"),
+    refine_instruction=(
+        "\n\nUsing the feedback above, write the improved program. Reply with the full Python "
+        "program only, in one ```python code block.\n"),
+))
+
+SELF_REFINE_TOY = _register(SelfRefineTemplate(
+    name="self_refine_toy",
+    first_turn=TOY.first_turn,
+    critique_instruction="\nFeedback on the answer above:",
+    refine_instruction="\nUse the feedback to answer again.\nA:",
+))
+
+
+def get_template(name: str):
+  """The template registered under `name` (KeyError listing the known names otherwise)."""
+  return TEMPLATES.get(name)
