@@ -50,3 +50,10 @@ def test_unknown_or_malformed_placeholders():
 def test_frozen():
   with pytest.raises(Exception):
     tp.TOY.first_turn = "x"  # type: ignore[misc]
+
+
+def test_toy_template_matches_arithmetic_prompt():
+  # critjax.data.arithmetic writes prompts as "Q: 358+267 =".
+  assert tp.TOY.first_prompt("358+267") == "Q: 358+267 ="
+  assert tp.TOY.render("1+2", [" 1+2=3 c0 ; A: 3", " 1+2=3 c0 ; A: 3"]) == (
+      "Q: 1+2 = 1+2=3 c0 ; A: 3\nRecheck each column and fix any error: 1+2=3 c0 ; A: 3")

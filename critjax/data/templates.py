@@ -106,11 +106,13 @@ def _register(template):
   return template
 
 
-# Toy arithmetic task: the tiny model sees few tokens, so both prompts are short and fixed.
+# Toy arithmetic task (critjax.data.arithmetic): problem "358+267", prompt "Q: 358+267 =", the
+# completion is the column-by-column working ending "; A: 625". The tiny model sees few tokens, so
+# the instruction is short; the second attempt redoes the working from the first column.
 TOY = _register(SelfCorrectionTemplate(
     name="toy",
-    first_turn="Q: {problem}\nA:",
-    correction_instruction="\nCheck the answer above and fix it if wrong.\nA:",
+    first_turn="Q: {problem} =",
+    correction_instruction="\nRecheck each column and fix any error:",
 ))
 
 # MATH-style (SCoRe §3 outline): expert persona, step-by-step, a fixed final-answer line; the
@@ -166,8 +168,8 @@ SELF_REFINE_CODE = _register(SelfRefineTemplate(
 SELF_REFINE_TOY = _register(SelfRefineTemplate(
     name="self_refine_toy",
     first_turn=TOY.first_turn,
-    critique_instruction="\nFeedback on the answer above:",
-    refine_instruction="\nUse the feedback to answer again.\nA:",
+    critique_instruction="\nFeedback on each column:",
+    refine_instruction="\nUse the feedback and redo the sum:",
 ))
 
 
