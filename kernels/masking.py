@@ -1,0 +1,117 @@
+"""The attention mask rule shared by every kernel, and the key-block ranges it implies.
+
+Dimension key: R query rows of a tile, C key columns of a tile.
+
+A query at absolute position p sees key s iff
+    s < kv_len            (keys written so far)
+    s <= p                (causal; dropped when `causal=False`)
+    p - s < window        (sliding-window layers only)
+which is `critjax.models.attention.attention_mask` restated for tiles. The block ranges below let a
+kernel loop only over key blocks that hold a visible key, so blocks past a row's length or before
+its window cost nothing, rather than being loaded and masked.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Finite "minus infinity": keeps exp(m_old - m_new) finite when every key of a tile is masked,
+# so fully masked rows end with l = 0 (and output 0) instead of NaN.
+NEG_INF = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class AttnParams:
+  """Static attention parameters (hashable: they key the jit cache and the custom VJP)."""
+  scale: float
+  causal: bool = True
+  softcap: Optional[float] = None   # Gemma 2: scores -> softcap * tanh(scores / softcap)
+  window: Optional[int] = None      # sliding window length
+
+  def __post_init__(self):
+    if self.softcap is not None and self.softcap <= 0:
+      raise ValueError(f"softcap must be positive, got {self.softcap}")
+    if self.window is not None and self.window <= 0:
+      raise ValueError(f"window must be positive, got {self.window}")
+
+
+def scores(q_rd, k_cd, p: AttnParams):
+  """(R, D), (C, D) -> float32 (R, C) scaled (and soft-capped) logits."""
+  prec = lax.Precision.HIGHEST if q_rd.dtype == jnp.float32 else None
+  s = lax.dot_general(q_rd, k_cd, (((1,), (1,)), ((), ())), precision=prec,
+                      preferred_element_type=jnp.float32) * p.scale
+  if p.softcap is not None:
+    s = jnp.tanh(s / p.softcap) * p.softcap
+  return s
+
+
+def softcap_grad(s_capped, p: AttnParams):
+  """d capped / d raw = 1 - tanh^2, written with the capped scores (1 if no cap)."""
+  if p.softcap is None:
+    return 1.0
+  t = s_capped / p.softcap
+  return 1.0 - t * t
+
+
+def visible(q_pos_r1, kv_pos_1c, kv_len, p: AttnParams):
+  """(R, 1) query positions, (1, C) key positions, scalar length -> bool (R, C)."""
+  m = kv_pos_1c < kv_len
+  if p.causal:
+    m = m & (kv_pos_1c <= q_pos_r1)
+  if p.window is not None:
+    m = m & (q_pos_r1 - kv_pos_1c < p.window)
+  return m
+
+
+def kv_block_range(q_first, q_last, kv_len, p: AttnParams, block_k: int, n_blocks: int):
+  """Key blocks [lo, hi) that hold a key visible to some query in positions [q_first, q_last]."""
+  end = kv_len if not p.causal else jnp.minimum(kv_len, q_last + 1)
+  hi = jnp.clip((end + block_k - 1) // block_k, 0, n_blocks)
+  lo = 0
+  if p.window is not None:
+    lo = jnp.clip(jnp.maximum(q_first - p.window + 1, 0) // block_k, 0, hi)
+  return jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)
+
+
+def full_block_range(q_first, q_last, kv_len, p: AttnParams, block_k: int, lo, hi):
+  """Blocks [a, c) within [lo, hi) whose every key is visible to every query of [q_first, q_last],
+  so the loop over them can skip the mask arithmetic."""
+  end = kv_len if not p.causal else jnp.minimum(kv_len, q_first + 1)
+  c = jnp.clip(end // block_k, lo, hi)
+  a = lo
+  if p.window is not None:  # first key s0 must satisfy q_last - s0 < window
+    a = jnp.clip((q_last - p.window + 1 + block_k - 1) // block_k, lo, hi)
+  a = jnp.minimum(a, c)
+  return jnp.asarray(a, jnp.int32), jnp.asarray(c, jnp.int32)
+
+
+def round_up(n: int, m: int) -> int:
+  return (n + m - 1) // m * m
+
+
+def pad_axis(x, axis: int, size: int):
+  """Zero-pad `axis` of x to `size` (zeros, so padded keys/values contribute exactly nothing)."""
+  if x.shape[axis] == size:
+    return x
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (0, size - x.shape[axis])
+  return jnp.pad(x, widths)
+
+
+def pick_block(n: int, preferred: int, minimum: int = 16) -> int:
+  """The largest power of two <= preferred that divides n (so no copy is needed to pad), else
+  the smallest power of two >= min(n, preferred) (and the caller pads)."""
+  b = preferred
+  while b >= minimum:
+    if n % b == 0:
+      return b
+    b //= 2
+  return max(minimum, min(preferred, 1 << max(0, (n - 1).bit_length())))
+
+
+def is_tracer(x) -> bool:
+  return isinstance(x, jax.core.Tracer)

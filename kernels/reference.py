@@ -1,0 +1,47 @@
+"""Plain-jnp references for the Pallas kernels (the kernels' tests and the XLA fallback agree
+with these). Dimension key as in `kernels.flash_attention`.
+
+The reference materialises the (B, K, G, T, S) score tensor: quadratic memory, for tests only.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+
+def reference_mask(q_offset_b, kv_len_b, t: int, s: int, *, causal: bool = True,
+                   window: Optional[int] = None):
+  """-> bool (B, T, S): query t of row b (position q_offset[b] + t) sees key s."""
+  q_pos = q_offset_b[:, None, None] + jnp.arange(t)[None, :, None]
+  kv_pos = jnp.arange(s)[None, None, :]
+  m = kv_pos < kv_len_b[:, None, None]
+  if causal:
+    m &= kv_pos <= q_pos
+  if window is not None:
+    m &= q_pos - kv_pos < window
+  return m
+
+
+def flash_attention_reference(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, scale: float,
+                              causal: bool = True, softcap: Optional[float] = None,
+                              window: Optional[int] = None):
+  """Same contract as `kernels.flash_attention.flash_attention` (and `decode_attention`)."""
+  b, t, h, d = q_bthd.shape
+  s, kh = k_bskd.shape[1], k_bskd.shape[2]
+  q = q_bthd.reshape(b, t, kh, h // kh, d)
+  logits = jnp.einsum("btkgd,bskd->bkgts", q, k_bskd, preferred_element_type=jnp.float32,
+                      precision=jax.lax.Precision.HIGHEST) * scale
+  if softcap is not None:
+    logits = jnp.tanh(logits / softcap) * softcap
+  mask = reference_mask(q_offset_b, jnp.minimum(kv_len_b, s), t, s, causal=causal,
+                        window=window)[:, None, None]
+  logits = jnp.where(mask, logits, -jnp.inf)
+  mx = jnp.max(logits, axis=-1, keepdims=True)
+  e = jnp.where(mask, jnp.exp(logits - jnp.where(jnp.isfinite(mx), mx, 0.0)), 0.0)
+  den = e.sum(-1, keepdims=True)
+  probs = e / jnp.where(den > 0, den, 1.0)    # a row with no visible key -> zeros
+  out = jnp.einsum("bkgts,bskd->btkgd", probs, v_bskd.astype(jnp.float32),
+                   precision=jax.lax.Precision.HIGHEST)
+  return out.reshape(b, t, h, d).astype(q_bthd.dtype)
