@@ -191,6 +191,8 @@ def policy_loss(logp_bt, old_logp_bt, adv_bt, mask_bt, cfg: LossConfig, *,
   if use_kl and ref is None:
     raise ValueError("policy_loss needs ref_logp_bt when loss.kl_coef > 0 or kl_coef_bt is given")
   kl = jnp.zeros_like(pg) if ref is None else KL_ESTIMATORS.get(cfg.kl_estimator)(logp, ref)
+  if ent is None and cfg.entropy_coef > 0:
+    raise ValueError("policy_loss needs entropy_bt when loss.entropy_coef > 0")
   ent = jnp.zeros_like(pg) if ent is None else ent
 
   per_token = pg + (beta * kl if use_kl else 0.0) - cfg.entropy_coef * ent
