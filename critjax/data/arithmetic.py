@@ -1,0 +1,77 @@
+"""The toy task: multi-digit addition with a short worked solution, verifiable and learnable on a CPU.
+
+A problem `358+267` is answered column by column, least significant digit first, carrying explicitly:
+
+    prompt      Q: 358+267 =
+    completion   8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625
+
+A small model makes the errors a larger one makes on real math (a dropped carry, a slipped digit),
+and each is detectable by re-checking a column, which is what a second attempt can learn to do.
+The reward is exact match of the number after `A:`.
+
+Problems are a pure function of (seed, index), so the data position is just an integer: a resumed
+run draws the same prompts as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+_ANSWER_RE = re.compile(r"A:\s*(-?\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArithmeticTask:
+  min_digits: int = 2
+  max_digits: int = 3
+
+  def __post_init__(self):
+    if not 1 <= self.min_digits <= self.max_digits:
+      raise ValueError(f"task.min_digits={self.min_digits} / task.max_digits={self.max_digits} must satisfy "
+                       "1 <= min_digits <= max_digits")
+
+  def problem(self, seed: int, index: int) -> tuple[int, int]:
+    rng = np.random.default_rng([seed, index])
+    da, db = rng.integers(self.min_digits, self.max_digits + 1, size=2)
+    a = int(rng.integers(10 ** (da - 1), 10 ** da))
+    b = int(rng.integers(10 ** (db - 1), 10 ** db))
+    return a, b
+
+  @staticmethod
+  def prompt(a: int, b: int) -> str:
+    return f"Q: {a}+{b} ="
+
+  @staticmethod
+  def answer(a: int, b: int) -> str:
+    return str(a + b)
+
+  @staticmethod
+  def solution(a: int, b: int) -> str:
+    """The correct worked solution (the completion after the prompt)."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    carry, steps = 0, []
+    for i in range(max(len(da), len(db))):
+      x = int(da[i]) if i < len(da) else 0
+      y = int(db[i]) if i < len(db) else 0
+      s = x + y + carry
+      terms = f"{x}+{y}" + (f"+{carry}" if carry else "")
+      carry = s // 10
+      steps.append(f"{terms}={s} c{carry}")
+    return " " + " ; ".join(steps) + f" ; A: {a + b}"
+
+  @staticmethod
+  def extract(completion: str):
+    """The final answer string, or None when the completion has no `A: <number>`."""
+    m = _ANSWER_RE.search(completion)
+    return m.group(1) if m else None
+
+  def reward(self, completion: str, answer: str) -> float:
+    """Verifiable reward in {0, 1}: the extracted answer equals the gold answer exactly."""
+    got = self.extract(completion)
+    return float(got is not None and got.lstrip("0") == answer.lstrip("0"))
+
+  def corpus(self, seed: int, n: int) -> list[str]:
+    """Prompt + solution lines: the tokenizer's training text and the supervised warm-up data."""
+    return [self.prompt(a, b) + self.solution(a, b) for a, b in (self.problem(seed, i) for i in range(n))]

@@ -1,0 +1,87 @@
+"""Tasks: a stream of problems plus a verifiable, host-side scorer. Chosen by `config.task.name`.
+
+A task hands out `Problem`s as a pure function of (seed, index) so the data position is an integer
+kept in the train state, and scores completions with a reward in {0, 1}. Prompt wording lives in
+`critjax.data.templates`, not here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from critjax.data.arithmetic import ArithmeticTask
+from critjax.registry import Registry
+
+# Held-out problems are drawn from a disjoint seed stream, so they never appear in training.
+EVAL_SEED_OFFSET = 1_000_003
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  id: str
+  problem: str            # the text that fills the template's {problem}
+  answer: str             # gold final answer
+  solution: Optional[str] = None   # a correct worked completion (supervised warm-up), if known
+
+
+class Task:
+  """Interface every task implements."""
+  template: str = "toy"
+
+  def problems(self, seed: int, start: int, n: int) -> list[Problem]:
+    raise NotImplementedError
+
+  def eval_problems(self, seed: int, n: int) -> list[Problem]:
+    raise NotImplementedError
+
+  def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> np.ndarray:
+    """(N,) float32 rewards in {0, 1}."""
+    raise NotImplementedError
+
+  def extract(self, completion: str) -> Optional[str]:
+    """Normalised final answer (for majority voting), or None."""
+    raise NotImplementedError
+
+  def corpus(self, seed: int, n: int) -> list[str]:
+    """Text to train a task-specific tokenizer on (tasks with a real tokenizer need none)."""
+    return []
+
+  def close(self):
+    pass
+
+
+TASKS: Registry[Callable[..., Task]] = Registry("task")
+
+
+@TASKS.register("arithmetic")
+class Arithmetic(Task):
+  template = "toy"
+
+  def __init__(self, cfg):
+    self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits)
+
+  def _problem(self, seed: int, index: int) -> Problem:
+    a, b = self.gen.problem(seed, index)
+    return Problem(id=f"{seed}:{index}", problem=f"{a}+{b}", answer=self.gen.answer(a, b),
+                   solution=self.gen.solution(a, b))
+
+  def problems(self, seed, start, n):
+    return [self._problem(seed, i) for i in range(start, start + n)]
+
+  def eval_problems(self, seed, n):
+    return self.problems(seed + EVAL_SEED_OFFSET, 0, n)
+
+  def score(self, problems, completions):
+    return np.array([self.gen.reward(c, p.answer) for p, c in zip(problems, completions)], np.float32)
+
+  def extract(self, completion):
+    return self.gen.extract(completion)
+
+  def corpus(self, seed, n):
+    return [f"Q: {p.problem} ={p.solution}" for p in self.problems(seed, 0, n)]
+
+
+def make_task(cfg) -> Task:
+  return TASKS.get(cfg.name)(cfg)
