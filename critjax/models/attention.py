@@ -68,9 +68,13 @@ def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: floa
                                     softcap=softcap, window=window)
       if out is not None:
         return out
+      _warn_once(f"attention_impl='pallas' has no kernels for platform {jax.default_backend()!r}; "
+                 "using 'xla'")
   elif impl == "cudnn":
-    if jax.default_backend() != "gpu" or softcap is not None or window is not None:
-      _warn_once("attention_impl='cudnn' needs a GPU and no soft-cap/window; using 'xla'")
+    if (jax.default_backend() != "gpu" or softcap is not None or window is not None
+        or q_bthd.dtype not in (jnp.bfloat16, jnp.float16)):
+      _warn_once("attention_impl='cudnn' needs a GPU, bfloat16/float16 and no soft-cap/window; "
+                 "using 'xla'")
     else:
       return _cudnn_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale)
   return xla_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale,
@@ -78,5 +82,12 @@ def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: floa
 
 
 def _cudnn_attention(q, k, v, q_pos_bt, kv_len_b, *, scale):
-  mask = attention_mask(q_pos_bt, kv_len_b, k.shape[1], None)[:, 0]   # (B, 1, T, S)
+  """cuDNN fused attention (GQA native). T == S only arises with positions 0..T-1 (training, or
+  a prefill into a cache of exactly T), where causal + key lengths say the whole mask and cuDNN
+  needs no (B, 1, T, S) tensor; otherwise the mask is passed explicitly."""
+  t, s = q.shape[1], k.shape[1]
+  if t == s:
+    return jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=True,
+                                        key_value_seq_lengths=kv_len_b, implementation="cudnn")
+  mask = attention_mask(q_pos_bt, kv_len_b, s, None)[:, 0]   # (B, 1, T, S)
   return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, implementation="cudnn")
