@@ -9,20 +9,23 @@ What is guaranteed, and when (`sandbox_isolation()` reports which level this mac
   always      new session and process group, killed whole (SIGKILL) at the wall-time limit;
               RLIMIT_CPU, RLIMIT_AS (memory), RLIMIT_FSIZE (caps stdout/stderr and every file
               written), RLIMIT_NPROC, RLIMIT_NOFILE, no core files; stdout/stderr read back
-              capped; empty environment; `python -I -S`; Python-level sockets replaced by a stub
-              that raises; a nonce printed only after `check` returns (an early `exit(0)` fails).
+              capped; empty environment; `python -I -S`; Python-level sockets and signals to
+              other processes (os.kill, os.killpg) replaced by stubs that raise; a nonce printed
+              only after `check` returns (an early `exit(0)` fails).
   as root     runs as `nobody` (no write access to anything root owns; cannot signal the
               trainer; RLIMIT_NPROC is enforced, which root ignores) with no_new_privs.
   + unshare   (root and util-linux `unshare` usable): new network namespace (only a downed
               loopback: no connection leaves, even through ctypes); new PID namespace with its own
               /proc (the host's processes are invisible, and killing the namespace's first process
               kills every descendant, including ones that called setsid); new mount namespace
-              with fresh size-capped tmpfs over /tmp, /var/tmp, /dev/shm and /run/lock, so the
-              scratch folder and everything written anywhere writable vanish with the sandbox.
+              with fresh root-owned tmpfs over /tmp, /var/tmp, /dev/shm and /run/lock, so the
+              only place the program can write is its scratch folder /tmp/scratch (a size-capped
+              tmpfs that vanishes with the sandbox).
 
 Not guaranteed: without root the program runs as the trainer's user (it could signal or write
-what that user can; sockets are blocked only at the Python level, which ctypes bypasses), and
-processes that leave the process group may outlive the wall-time kill. Even with everything on,
+what that user can; sockets and signals are blocked only at the Python level, which ctypes
+bypasses); as root without unshare, `nobody` can still write world-writable folders (/tmp); and
+without a PID namespace, processes that leave the process group may outlive the wall-time kill. Even with everything on,
 this protects the host, not the grade: a determined program can still fool `check` (e.g. objects
 whose `__eq__` is always True), so reward hacking must be watched for separately.
 
@@ -50,7 +53,8 @@ CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
 # everything HumanEval's prompts, solutions and tests import, and common helpers.
 PRELOAD = ("typing", "math", "random", "copy", "string", "collections", "re", "hashlib",
            "itertools", "functools", "heapq", "bisect", "fractions", "decimal", "statistics",
-           "operator", "json", "datetime", "socket", "_socket", "array", "dataclasses", "enum")
+           "operator", "json", "datetime", "socket", "_socket", "array", "dataclasses", "enum",
+           "signal", "time", "struct", "ctypes", "io", "textwrap", "contextlib", "numbers")
 
 
 @dataclasses.dataclass(frozen=True)

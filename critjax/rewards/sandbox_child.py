@@ -5,7 +5,8 @@ It reads one JSON job from stdin, then, in this order (each step needs the privi
 one drops): mounts fresh tmpfs over the world-writable folders and /proc when it runs in new mount
 and PID namespaces as root; makes the scratch folder and enters it; imports the modules the program
 may need (after the uid drop the interpreter's own folder may be unreadable); sets resource limits;
-drops to the unprivileged uid with no_new_privs; disables sockets at the Python level; runs
+drops to the unprivileged uid with no_new_privs; disables sockets and signals to other processes at
+the Python level; runs
 `program + test + check(entry_point)`; and prints the job's nonce only if `check` returned, so an
 early `exit(0)` in the program cannot pass.
 """
@@ -30,8 +31,9 @@ def _isolate_filesystem(job, libc):
   """Inside new mount + PID namespaces (private propagation: nothing here reaches the host)."""
   for d in WORLD_WRITABLE:
     if os.path.isdir(d):
+      # Owned by root, mode 755: the unprivileged program cannot write here at all.
       _mount(libc, "tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV,
-             f"size={job['tmpfs_mb']}m,mode=1777")
+             f"size={job['tmpfs_mb']}m,mode=755")
   # A /proc for this PID namespace: the host's processes are neither listed nor addressable.
   _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
   os.makedirs("/tmp/scratch", mode=0o700)
@@ -41,6 +43,23 @@ def _isolate_filesystem(job, libc):
 class _NoSocket:
   def __init__(self, *a, **k):
     raise PermissionError("network access is disabled in the sandbox")
+
+
+def _block_signals():
+  """Signals only to the program's own process: the PID namespace and the uid drop already keep
+  the trainer out of reach; this makes an attempt fail loudly instead of hitting a lookalike pid."""
+  own = os.getpid()
+  real_kill = os.kill
+
+  def kill(pid, sig):
+    if pid != own:
+      raise PermissionError("signals to other processes are disabled in the sandbox")
+    real_kill(pid, sig)
+
+  def killpg(pgid, sig):
+    raise PermissionError("signals to process groups are disabled in the sandbox")
+
+  os.kill, os.killpg = kill, killpg
 
 
 def _block_sockets():
@@ -90,6 +109,7 @@ def main():
       os._exit(3)
   libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries cannot regain root
   _block_sockets()
+  _block_signals()
 
   source = f"{job['program']}\n\n{job['test']}\n\ncheck({job['entry_point']})\n"
   try:
