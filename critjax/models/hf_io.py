@@ -1,0 +1,183 @@
+"""Import and export Hugging Face checkpoints (config.json + *.safetensors) as critjax parameters.
+
+Import streams: every shard's header is read and checked against the expected tensor list first
+(names, shapes, dtypes, shard files), so a bad directory fails before any weight is read; then
+each tensor is read alone, converted to critjax layout and dtype, and placed on its sharding.
+Host memory peaks at about two copies of the largest tensor (the read and its transposed,
+cast copy), never the whole model. With a `shardings` tree, each device receives only its slice
+(`jax.make_array_from_callback`); every host still reads whole tensors, which is simple and fine
+for checkpoints on a local or network disk.
+
+Export gathers one tensor at a time to the host and writes shards of at most `max_shard_bytes`
+with an index file, the layout `save_pretrained` writes, so `from_pretrained` loads it.
+torch and transformers are never imported here.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import ml_dtypes
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from critjax.models import families
+from critjax.models.config import ModelConfig
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+# safetensors dtype codes that map onto float parameters; quantized or integer weights are refused.
+_FLOAT_CODES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64}
+
+
+class CheckpointError(ValueError):
+  """A checkpoint directory that does not match the model it claims to hold."""
+
+
+def read_hf_config(path: str | Path) -> dict:
+  f = Path(path) / "config.json"
+  if not f.exists():
+    raise CheckpointError(f"{f} not found: not a Hugging Face model directory")
+  return json.loads(f.read_text())
+
+
+def _shard_files(path: Path) -> list[Path]:
+  """The safetensors files of a checkpoint: from the index when present, else model.safetensors."""
+  index = path / INDEX_FILE
+  if index.exists():
+    weight_map = json.loads(index.read_text())["weight_map"]
+    files = sorted(set(weight_map.values()))
+    missing = [f for f in files if not (path / f).exists()]
+    if missing:
+      raise CheckpointError(f"{path}: shard file(s) {missing} named in {INDEX_FILE} are missing")
+    return [path / f for f in files]
+  if (path / SINGLE_FILE).exists():
+    return [path / SINGLE_FILE]
+  found = sorted(p.name for p in path.glob("*.safetensors"))
+  if found:
+    raise CheckpointError(f"{path}: safetensors files {found} but no {INDEX_FILE} to say which tensors they hold")
+  raise CheckpointError(f"{path}: no {SINGLE_FILE} or {INDEX_FILE} (only safetensors checkpoints are read)")
+
+
+def _headers(files: list[Path]) -> dict[str, tuple[Path, tuple, str]]:
+  """tensor name -> (file, shape, dtype code), reading headers only."""
+  out = {}
+  for file in files:
+    with safe_open(str(file), framework="np") as f:
+      for name in f.keys():
+        sl = f.get_slice(name)
+        out[name] = (file, tuple(sl.get_shape()), sl.get_dtype())
+  return out
+
+
+def _check(specs: list[families.TensorSpec], found: dict, cfg: ModelConfig, path: Path) -> None:
+  want = {s.hf_name: s for s in specs}
+  missing = [n for n in want if n not in found]
+  if missing:
+    raise CheckpointError(f"{path}: missing tensor(s) {missing[:8]}{' ...' if len(missing) > 8 else ''} "
+                          f"expected by config.json")
+  # A tied checkpoint may still carry its lm_head copy; it is the embedding and is skipped.
+  extra = [n for n in found if n not in want and not (cfg.tie_embeddings and n == "lm_head.weight")]
+  if extra:
+    raise CheckpointError(f"{path}: unexpected tensor(s) {extra[:8]}{' ...' if len(extra) > 8 else ''} "
+                          "that config.json does not account for")
+  for name, spec in want.items():
+    file, shape, code = found[name]
+    if shape != spec.hf_shape:
+      raise CheckpointError(f"{path}: tensor {name!r} in {file.name} has shape {shape}; config.json implies "
+                            f"{spec.hf_shape}")
+    if code not in _FLOAT_CODES:
+      raise CheckpointError(f"{path}: tensor {name!r} in {file.name} has dtype {code}; expected one of "
+                            f"{sorted(_FLOAT_CODES)} (quantized checkpoints are not supported)")
+
+
+def _place(x: np.ndarray, sharding) -> jax.Array:
+  if sharding is None:
+    return jax.device_put(x)
+  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def import_hf(path: str | Path, *, shardings: Any = None, **cfg_overrides) -> tuple[dict, ModelConfig]:
+  """HF model directory -> (params, ModelConfig).
+
+  `shardings`: optional pytree of `jax.sharding.Sharding` matching the params tree (e.g. from
+  `critjax.sharding`); each tensor goes straight onto its sharding. `cfg_overrides`: non-shape
+  ModelConfig fields such as `param_dtype='bfloat16'`, `dtype`, `attention_impl`, `remat`.
+  Raises CheckpointError naming the tensor or shard on any mismatch, before reading weights.
+  """
+  path = Path(path)
+  cfg, fam = families.config_from_hf(read_hf_config(path), **cfg_overrides)
+  specs = families.tensor_specs(cfg, fam)
+  found = _headers(_shard_files(path))
+  _check(specs, found, cfg, path)
+  target = np.dtype(cfg.param_dtype) if cfg.param_dtype != "bfloat16" else np.dtype(ml_dtypes.bfloat16)
+
+  params: dict = {}
+  by_file: dict[Path, list[families.TensorSpec]] = {}
+  for spec in specs:
+    by_file.setdefault(found[spec.hf_name][0], []).append(spec)
+  for file, file_specs in by_file.items():
+    with safe_open(str(file), framework="np") as f:
+      for spec in file_specs:
+        x = families.to_critjax(f.get_tensor(spec.hf_name), spec)
+        x = np.ascontiguousarray(x, dtype=target)
+        sharding = None if shardings is None else families.get_path(shardings, spec.path)
+        families.set_path(params, spec.path, _place(x, sharding))
+        del x
+  return params, cfg
+
+
+def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
+              base_config: Optional[dict] = None, dtype: Optional[str] = None,
+              max_shard_bytes: int = 5 * 2**30) -> Path:
+  """critjax params -> HF model directory (config.json + safetensors shards) that transformers loads.
+
+  `family`: HF model_type ('llama', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text').
+  `base_config`: a config.json dict whose other fields (token ids, max positions) are kept.
+  `dtype`: storage dtype (default cfg.param_dtype). Tensors are gathered one at a time; each shard is
+  held in host memory while written.
+  """
+  path = Path(path)
+  path.mkdir(parents=True, exist_ok=True)
+  fam = families.FAMILIES.get(family)
+  dtype = dtype or cfg.param_dtype
+  np_dtype = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+  specs = families.tensor_specs(cfg, fam)
+  for spec in specs:
+    leaf = families.get_path(params, spec.path)
+    if tuple(leaf.shape) != spec.shape:
+      raise CheckpointError(f"params{list(spec.path)} has shape {tuple(leaf.shape)}; cfg implies {spec.shape}")
+
+  # Plan shards from shapes alone so file names (…-of-N) are known before writing.
+  shards, size = [[]], 0
+  for spec in specs:
+    nbytes = int(np.prod(spec.shape)) * np_dtype.itemsize
+    if shards[-1] and size + nbytes > max_shard_bytes:
+      shards.append([])
+      size = 0
+    shards[-1].append(spec)
+    size += nbytes
+  n = len(shards)
+  names = [SINGLE_FILE] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+  weight_map, total = {}, 0
+  for name, shard in zip(names, shards):
+    tensors = {}
+    for spec in shard:
+      x = np.asarray(jax.device_get(families.get_path(params, spec.path)))
+      tensors[spec.hf_name] = np.ascontiguousarray(families.to_hf(x, spec), dtype=np_dtype)
+      weight_map[spec.hf_name] = name
+      total += tensors[spec.hf_name].nbytes
+    tmp = path / (name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path / name)
+    del tensors
+  if n > 1:
+    (path / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                              indent=2))
+  hf = families.config_to_hf(cfg, fam, base_config, dtype=dtype)
+  (path / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True))
+  return path
