@@ -190,7 +190,7 @@ class Decoder(nn.Module):
     cfg = self.cfg
     dt, pdt = _dtype(cfg.dtype), _dtype(cfg.param_dtype)
     b, t = tokens_bt.shape
-    embed = self.param("embed", nn.with_logical_partitioning(nn.initializers.normal(1.0), ("vocab", "embed")),
+    embed = self.param("embed", nn.with_logical_partitioning(nn.initializers.normal(cfg.d_model ** -0.5), ("vocab", "embed")),
                        (cfg.vocab_size, cfg.d_model), pdt)
     x = jnp.take(embed, tokens_bt, axis=0).astype(dt)
     if cfg.embed_scale:

@@ -1,0 +1,23 @@
+# Two commands for a new user: `make quickstart` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: quickstart test venv clean bench
+
+$(VENV)/.installed: setup.py
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+quickstart: venv
+	$(PY) -m experiments.quickstart --workdir=workdirs/quickstart
+
+test: venv
+	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) workdirs

@@ -1,0 +1,71 @@
+"""Shared config blocks: the tiny CPU model and the real-model shapes. Each experiment file starts
+from `base_config(variant)` and sets what makes it that method."""
+import ml_collections
+
+VARIANTS = ("tiny", "qwen2.5-1.5b", "gemma2-2b")
+
+
+def tiny_model():
+  return dict(vocab_size=64, d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, head_dim=32, d_ff=384,
+              activation="silu", rope_theta=10_000.0, tie_embeddings=True)
+
+
+def qwen25_15b_model():
+  # Qwen2.5-1.5B-Instruct config.json
+  return dict(vocab_size=151_936, d_model=1536, n_layers=28, n_heads=12, n_kv_heads=2, head_dim=128,
+              d_ff=8960, activation="silu", norm_eps=1e-6, rope_theta=1_000_000.0, tie_embeddings=True,
+              qkv_bias=True, dtype="bfloat16", param_dtype="float32", remat=True)
+
+
+def gemma2_2b_model():
+  # Gemma-2-2B-it config.json
+  return dict(vocab_size=256_000, d_model=2304, n_layers=26, n_heads=8, n_kv_heads=4, head_dim=256,
+              d_ff=9216, activation="gelu_tanh", norm_eps=1e-6, rope_theta=10_000.0, tie_embeddings=True,
+              norm_offset=True, embed_scale=True, post_norms=True, attn_logit_softcap=50.0,
+              final_logit_softcap=30.0, query_pre_attn_scalar=256.0, sliding_window=4096,
+              sliding_window_pattern=2, dtype="bfloat16", param_dtype="float32", remat=True)
+
+
+def base_config(arg: str) -> ml_collections.ConfigDict:
+  if arg not in VARIANTS:
+    raise ValueError(f"unknown config variant {arg!r}; expected one of {VARIANTS}")
+  c = ml_collections.ConfigDict()
+  c.name = ""
+  c.recipe = ""
+  c.seed = 0
+  c.recipe_args = ml_collections.ConfigDict()
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, distributed=False))
+  c.rl = ml_collections.ConfigDict(dict(
+      advantage="grpo", ppo_epochs=1, num_minibatches=1, micro_batch_size=0,
+      dynamic_sampling=False, overlong_filter=False, soft_overlong_cache=0,
+      loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=None, kl_estimator="k3",
+                kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=None, entropy_coef=0.0)))
+  if arg == "tiny":
+    c.model = ml_collections.ConfigDict(tiny_model())
+    c.task = ml_collections.ConfigDict(dict(name="arithmetic", min_digits=2, max_digits=3, path=None, split="train"))
+    c.tokenizer = ml_collections.ConfigDict(dict(kind="train_spm", path=None, vocab_size=64, corpus_size=20_000))
+    c.warmup = ml_collections.ConfigDict(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=None))
+    c.rollout = ml_collections.ConfigDict(dict(prompts_per_step=16, group_size=8, max_prompt_len=16,
+                                               max_new_tokens=48, temperature=1.0, top_k=0, top_p=1.0))
+    c.optim = ml_collections.ConfigDict(dict(learning_rate=3e-4, warmup_steps=0, b1=0.9, b2=0.99,
+                                             weight_decay=0.0, grad_clip=1.0))
+    c.train = ml_collections.ConfigDict(dict(steps=100, log_every=1, eval_every=25, eval_prompts=256,
+                                             checkpoint_every=25, keep_checkpoints=2, max_skipped_steps=10))
+    return c
+  model = qwen25_15b_model() if arg == "qwen2.5-1.5b" else gemma2_2b_model()
+  c.model = ml_collections.ConfigDict(model)
+  c.mesh.fsdp = 8
+  c.mesh.data = 1
+  c.task = ml_collections.ConfigDict(dict(name="gsm8k", min_digits=2, max_digits=3, path=None, split="train"))
+  c.tokenizer = ml_collections.ConfigDict(dict(kind="hf", path=f"checkpoints/{arg}", vocab_size=0, corpus_size=0))
+  c.warmup = ml_collections.ConfigDict(dict(steps=0, batch_size=32, learning_rate=1e-5,
+                                            checkpoint=f"checkpoints/{arg}"))
+  c.rollout = ml_collections.ConfigDict(dict(prompts_per_step=64, group_size=16, max_prompt_len=512,
+                                             max_new_tokens=1024, temperature=1.0, top_k=0, top_p=1.0))
+  c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-6, warmup_steps=10, b1=0.9, b2=0.99,
+                                           weight_decay=0.0, grad_clip=1.0))
+  c.rl.num_minibatches = 4
+  c.rl.micro_batch_size = 16
+  c.train = ml_collections.ConfigDict(dict(steps=500, log_every=1, eval_every=50, eval_prompts=1319,
+                                           checkpoint_every=50, keep_checkpoints=3, max_skipped_steps=10))
+  return c

@@ -1,0 +1,182 @@
+"""Typed, validated experiment config: the ml_collections ConfigDict is converted once, at the boundary.
+
+Every field and its default is declared here; the rest of the code reads attributes of frozen
+dataclasses and never probes a ConfigDict. An unknown field anywhere raises with its full path
+(`config.rl.clip_hgih`), which catches typos in config files and `--config.x.y=` overrides.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, Optional
+
+from critjax.models.config import ModelConfig
+from critjax.rl.losses import LossConfig
+from critjax.sampling.token_choice import SamplingConfig
+from critjax.sharding import MeshConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+  name: str = "arithmetic"          # arithmetic | gsm8k | math500 | humaneval
+  min_digits: int = 2               # arithmetic only
+  max_digits: int = 3
+  path: Optional[str] = None        # dataset file (real tasks); None = the copy in ../shared/data
+  split: str = "train"
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+  kind: str = "train_spm"           # train_spm (train on the task corpus) | spm | hf
+  path: Optional[str] = None        # .model or tokenizer.json / HF directory
+  vocab_size: int = 48              # train_spm only
+  corpus_size: int = 20_000
+
+  def __post_init__(self):
+    if self.kind not in ("train_spm", "spm", "hf"):
+      raise ValueError(f"config.tokenizer.kind={self.kind!r}; expected train_spm | spm | hf")
+    if self.kind != "train_spm" and not self.path:
+      raise ValueError(f"config.tokenizer.path is required for tokenizer.kind={self.kind!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  learning_rate: float = 1e-4
+  warmup_steps: int = 0
+  b1: float = 0.9
+  b2: float = 0.99
+  weight_decay: float = 0.0
+  grad_clip: float = 1.0
+
+  def __post_init__(self):
+    if self.learning_rate <= 0:
+      raise ValueError(f"optim.learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmupConfig:
+  """Supervised warm-up on correct worked solutions before RL (0 steps = none)."""
+  steps: int = 0
+  batch_size: int = 32
+  learning_rate: float = 1e-3
+  checkpoint: Optional[str] = None  # HF model directory to start from instead of random init
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig:
+  prompts_per_step: int = 16        # B
+  group_size: int = 8               # G samples per prompt
+  max_prompt_len: int = 32
+  max_new_tokens: int = 48
+  temperature: float = 1.0
+  top_k: int = 0
+  top_p: float = 1.0
+
+  def __post_init__(self):
+    if self.group_size < 1 or self.prompts_per_step < 1:
+      raise ValueError("rollout.group_size and rollout.prompts_per_step must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class RLConfig:
+  advantage: str = "grpo"           # grpo | dr_grpo | rloo | reinforce
+  loss: LossConfig = LossConfig()
+  ppo_epochs: int = 1               # mu: update epochs per rollout batch
+  num_minibatches: int = 1          # optimizer steps per epoch
+  micro_batch_size: int = 0         # rows per gradient-accumulation micro-batch; 0 = whole mini-batch
+  dynamic_sampling: bool = False    # DAPO: drop groups whose accuracy is 0 or 1
+  overlong_filter: bool = False     # DAPO: mask the loss of truncated samples
+  soft_overlong_cache: int = 0      # DAPO soft overlong punishment window L_cache (0 = off)
+
+  def __post_init__(self):
+    if self.ppo_epochs < 1 or self.num_minibatches < 1 or self.micro_batch_size < 0:
+      raise ValueError("rl.ppo_epochs and rl.num_minibatches must be >= 1, rl.micro_batch_size >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  steps: int = 100
+  log_every: int = 1
+  eval_every: int = 25
+  eval_prompts: int = 256
+  checkpoint_every: int = 25
+  keep_checkpoints: int = 2
+  max_skipped_steps: int = 10       # consecutive skipped (non-finite / failed reward) steps before stopping
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  name: str = "grpo"
+  recipe: str = "grpo"
+  seed: int = 0
+  model: ModelConfig = ModelConfig()
+  mesh: MeshConfig = MeshConfig()
+  task: TaskConfig = TaskConfig()
+  tokenizer: TokenizerConfig = TokenizerConfig()
+  warmup: WarmupConfig = WarmupConfig()
+  rollout: RolloutConfig = RolloutConfig()
+  rl: RLConfig = RLConfig()
+  optim: OptimConfig = OptimConfig()
+  train: TrainConfig = TrainConfig()
+  recipe_args: dict = dataclasses.field(default_factory=dict)  # recipe-specific, checked by the recipe
+
+  def sampling(self, eos_id: int, pad_id: int, greedy: bool = False) -> SamplingConfig:
+    r = self.rollout
+    return SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=0.0 if greedy else r.temperature,
+                          top_k=r.top_k, top_p=r.top_p, eos_id=eos_id, pad_id=pad_id)
+
+  def to_json(self) -> str:
+    return json.dumps(to_dict(self), indent=2, sort_keys=True)
+
+
+def to_dict(obj) -> Any:
+  if dataclasses.is_dataclass(obj):
+    if hasattr(obj, "to_dict"):
+      return obj.to_dict()
+    return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+  if isinstance(obj, (list, tuple)):
+    return [to_dict(x) for x in obj]
+  if isinstance(obj, dict):
+    return {k: to_dict(v) for k, v in obj.items()}
+  return obj
+
+
+def _is_dataclass_type(tp) -> bool:
+  return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def from_dict(cls, d: dict, path: str = "config"):
+  """Builds dataclass `cls` from nested dicts, raising on unknown fields with their full path."""
+  if not isinstance(d, dict):
+    raise TypeError(f"{path} must be a mapping, got {type(d).__name__}")
+  hints = typing.get_type_hints(cls)
+  fields = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(d) - fields)
+  if unknown:
+    raise ValueError(f"unknown field(s) {', '.join(f'{path}.{u}' for u in unknown)}; "
+                     f"known fields of {path}: {sorted(fields)}")
+  kwargs = {}
+  for name, value in d.items():
+    tp = hints[name]
+    if _is_dataclass_type(tp) and isinstance(value, dict):
+      if tp is ModelConfig:
+        try:
+          kwargs[name] = ModelConfig.from_dict(value)
+        except ValueError as e:
+          raise ValueError(f"{path}.{name}: {e}") from None
+      else:
+        kwargs[name] = from_dict(tp, value, f"{path}.{name}")
+    else:
+      kwargs[name] = tuple(value) if isinstance(value, list) and tp is not dict else value
+  try:
+    return cls(**kwargs)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{path}: {e}") from None
+
+
+def from_configdict(cd) -> ExperimentConfig:
+  """ml_collections.ConfigDict (or plain dict) -> validated ExperimentConfig."""
+  d = cd.to_dict() if hasattr(cd, "to_dict") else dict(cd)
+  return from_dict(ExperimentConfig, d)

@@ -1,0 +1,96 @@
+"""What a recipe is: the pieces of one method that differ from the shared loop.
+
+A recipe builds episodes for a batch of problems (rollout protocol, rewards, advantages) and says
+how to evaluate. The loop (critjax/train/loop.py) owns everything else: model, sharding, reference
+log-probs, the jitted update, checkpoints and logging. `phases` lets a method run stages in order
+(SCoRe stage I then II) inside one run; each phase is a range of global steps with its own args.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Sequence
+
+import jax
+import numpy as np
+
+from critjax.data.tasks import Problem
+from critjax.registry import Registry
+from critjax.rl import episodes
+from critjax.sampling.sampler import Sampler
+
+
+@dataclasses.dataclass
+class Collected:
+  batch: dict                 # per-token arrays for the policy update (see episodes.policy_batch)
+  metrics: dict               # host-side scalars (reward_mean, accuracy, response_length, ...)
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  name: str
+  steps: int
+  args: dict = dataclasses.field(default_factory=dict)
+
+
+class Recipe:
+  """Base class; subclasses implement `collect` and `evaluate`."""
+  turns: int = 1              # generated turns per episode (sizes the sampler's capacity)
+
+  def __init__(self, cfg, task, tokenizer, template, model_cfg):
+    self.cfg, self.task, self.tokenizer, self.template = cfg, task, tokenizer, template
+    self.model_cfg = model_cfg
+    self.phase = Phase("rl", cfg.train.steps)
+    self.check_args(cfg.recipe_args)
+    cap = self.capacity()
+    self.sampler = Sampler(model_cfg, cfg.sampling(tokenizer.eos_id, tokenizer.pad_id), cap)
+    self.greedy_sampler = Sampler(model_cfg, cfg.sampling(tokenizer.eos_id, tokenizer.pad_id, greedy=True), cap)
+    self.eval_rng = jax.random.PRNGKey(0)  # unused by greedy decoding; fixed for reproducibility
+
+  # --- configuration -----------------------------------------------------------------------------
+  def check_args(self, args: dict):
+    if args:
+      raise ValueError(f"recipe {self.cfg.recipe!r} takes no recipe_args, got {sorted(args)}")
+
+  def capacity(self) -> int:
+    r = self.cfg.rollout
+    return r.max_prompt_len + self.turns * (r.max_new_tokens + self.instruction_budget())
+
+  def instruction_budget(self) -> int:
+    return 0
+
+  def phases(self) -> list[Phase]:
+    return [Phase("rl", self.cfg.train.steps)]
+
+  def set_phase(self, phase: Phase):
+    self.phase = phase
+
+  def needs_reference(self) -> bool:
+    return self.cfg.rl.loss.kl_coef > 0
+
+  # --- rollouts ----------------------------------------------------------------------------------
+  def prompt_texts(self, problems: Sequence[Problem]) -> list[str]:
+    return [self.template.first_prompt(p.problem) for p in problems]
+
+  def start(self, params, problems: Sequence[Problem], num_samples: int):
+    ids, lens = episodes.encode_prompts(self.tokenizer, self.prompt_texts(problems), self.cfg.rollout.max_prompt_len,
+                                        [p.id for p in problems])
+    return self.sampler.start(params, ids, lens, num_samples=num_samples)
+
+  def collect(self, params, problems: Sequence[Problem], rng) -> Collected:
+    raise NotImplementedError
+
+  def evaluate(self, params, problems: Sequence[Problem]) -> dict:
+    raise NotImplementedError
+
+  # --- supervised warm-up ------------------------------------------------------------------------
+  def warmup_batch(self, problems: Sequence[Problem]) -> dict:
+    """Prompt + correct worked solution: fits the base model to the task format."""
+    missing = [p.id for p in problems if p.solution is None]
+    if missing:
+      raise ValueError(f"warm-up needs worked solutions; problems {missing[:5]} have none")
+    prompts = self.prompt_texts(problems)
+    return episodes.sft_batch(self.tokenizer, prompts, [p.solution for p in problems],
+                              self.cfg.rollout.max_prompt_len + self.cfg.rollout.max_new_tokens)
+
+
+RECIPES: Registry[type] = Registry("recipe")

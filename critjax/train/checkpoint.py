@@ -1,0 +1,77 @@
+"""Orbax checkpoints of the whole TrainState, and the workdir guard against mixing experiments.
+
+A workdir holds `config.json`. Starting a run on a workdir whose config differs in anything but the
+`train` section (step counts, logging, checkpoint cadence) stops with the differing fields named,
+before any compute and without touching the checkpoints already there.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import orbax.checkpoint as ocp
+
+# Sections of the config a resumed run may change (how long, how often) without being another experiment.
+RESUMABLE_SECTIONS = ("train",)
+
+
+def _diff(a: Any, b: Any, path: str) -> list[str]:
+  if isinstance(a, dict) and isinstance(b, dict):
+    out = []
+    for k in sorted(set(a) | set(b)):
+      out += _diff(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}.{k}")
+    return out
+  return [] if a == b else [f"{path}: {a!r} (workdir) != {b!r} (this run)"]
+
+
+def check_workdir(workdir: Path, config_json: str) -> bool:
+  """Writes config.json in a new workdir; in an existing one, checks it holds the same experiment.
+
+  Returns True when the workdir already existed with a matching config (a resume)."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  path = workdir / "config.json"
+  new = json.loads(config_json)
+  if not path.exists():
+    path.write_text(config_json)
+    return False
+  old = json.loads(path.read_text())
+  strip = lambda d: {k: v for k, v in d.items() if k not in RESUMABLE_SECTIONS}
+  diffs = _diff(strip(old), strip(new), "config")
+  if diffs:
+    raise ValueError(f"workdir {workdir} holds a checkpoint of a different experiment; differing fields:\n  "
+                     + "\n  ".join(diffs[:20]) + "\nUse a new --workdir (nothing there was changed).")
+  path.write_text(config_json)  # train.* may change (e.g. more steps)
+  return True
+
+
+class Checkpointer:
+  """Saves and restores the TrainState (with its shardings) under workdir/checkpoints."""
+
+  def __init__(self, workdir: Path, keep: int = 2):
+    self.manager = ocp.CheckpointManager(
+        Path(workdir).absolute() / "checkpoints",
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, *, force: bool = False):
+    self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def restore(self, state_like, shardings=None, step: Optional[int] = None):
+    """Restore into the structure of `state_like`, placing leaves with `shardings` when given."""
+    step = self.manager.latest_step() if step is None else step
+    if shardings is None:
+      abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
+    else:
+      abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state_like, shardings)
+    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()

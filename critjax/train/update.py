@@ -1,0 +1,102 @@
+"""The jitted update: gradients accumulated over micro-batches, one optimizer step per role.
+
+Dimension key: N rows in the mini-batch, M micro-batches, T tokens.
+
+A batch for a role is a dict of (N, T) arrays aligned with the tokens they score:
+  tokens (int32), mask (loss mask), and for policy-gradient roles adv, old_logp and optionally
+  ref_logp (KL reference) and kl_coef (per-token beta). Losses return (sum, denominator), so
+  summing both over micro-batches before dividing gives exactly the full-batch gradient.
+A step whose loss or gradient is not finite leaves that role unchanged and reports `skipped` = 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from critjax.models.config import ModelConfig
+from critjax.rl.losses import LossConfig, nll_loss, policy_loss
+from critjax.train.logprobs import token_logprobs
+from critjax.train.state import RoleState, TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleSpec:
+  """How one trainable role is updated: its model, loss ('policy' | 'nll') and micro-batching."""
+  model: ModelConfig
+  optimizer: Any                      # optax.GradientTransformation
+  kind: str = "policy"
+  loss: LossConfig = LossConfig()
+  micro_batches: int = 1
+  temperature: float = 1.0            # the sampler's: ratios compare like with like
+
+
+def role_loss(params, mb: dict, spec: RoleSpec):
+  """-> (loss_sum, denom, metrics as (sum, denom) pairs) for one micro-batch."""
+  logp, entropy = token_logprobs(params, mb["tokens"], spec.model, spec.temperature)
+  if spec.kind == "nll":
+    total, denom, metrics = nll_loss(logp, mb["mask"])
+    metrics["entropy"] = (jax.lax.stop_gradient((entropy * mb["mask"]).sum()), mb["mask"].sum())
+    return total, denom, metrics
+  return policy_loss(logp, mb["old_logp"], mb["adv"], mb["mask"], spec.loss, ref_logp_bt=mb.get("ref_logp"),
+                     kl_coef_bt=mb.get("kl_coef"), entropy_bt=entropy)
+
+
+def accumulate_grads(params, batch: dict, spec: RoleSpec):
+  """Sum gradients of loss_sum over M micro-batches (lax.scan), divide once by the total denominator."""
+  n = batch["tokens"].shape[0]
+  m = spec.micro_batches
+  if n % m:
+    raise ValueError(f"batch of {n} rows does not split into {m} micro-batches")
+  mbs = jax.tree.map(lambda x: x.reshape(m, n // m, *x.shape[1:]), batch)
+
+  def loss_fn(p, mb):
+    total, denom, metrics = role_loss(p, mb, spec)
+    return total, (denom, metrics)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def body(carry, mb):
+    (total, (denom, metrics)), grads = grad_fn(params, mb)
+    return jax.tree.map(jnp.add, carry, (grads, total, denom, metrics)), None
+
+  mb0 = jax.tree.map(lambda x: x[0], mbs)
+  zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: (grad_fn(params, mb0)[1],) + _flat(grad_fn(params, mb0)[0])))
+  (grads, total, denom, metrics), _ = jax.lax.scan(body, zeros, mbs)
+  scale = 1.0 / jnp.maximum(denom, 1.0)
+  return jax.tree.map(lambda g: g * scale, grads), total * scale, metrics
+
+
+def _flat(value_and_aux):
+  total, (denom, metrics) = value_and_aux
+  return total, denom, metrics
+
+
+def apply_role_update(role: RoleState, batch: dict, spec: RoleSpec):
+  grads, loss, metrics = accumulate_grads(role.params, batch, spec)
+  grad_norm = optax.global_norm(grads)
+  ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  updates, opt_state = spec.optimizer.update(grads, role.opt_state, role.params)
+  params = optax.apply_updates(role.params, updates)
+  keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+  out = {k: s / jnp.maximum(d, 1.0) for k, (s, d) in metrics.items()}
+  out.update(loss=loss, grad_norm=grad_norm, skipped=1.0 - ok.astype(jnp.float32))
+  return RoleState(keep(params, role.params), keep(opt_state, role.opt_state)), out
+
+
+def update_step(state: TrainState, batches: dict, *, specs: dict) -> tuple[TrainState, dict]:
+  """One optimizer step for every role that has a batch. Metrics of role 'policy' are unprefixed."""
+  roles = dict(state.roles)
+  metrics = {}
+  for name, batch in batches.items():
+    roles[name], m = apply_role_update(state.roles[name], batch, specs[name])
+    metrics.update({(k if name == "policy" else f"{name}/{k}"): v for k, v in m.items()})
+  return state.replace(roles=roles), metrics
+
+
+def sequence_logprobs(params, tokens_bt, cfg: ModelConfig, temperature: float = 1.0):
+  """Reference / old-policy scoring without gradients: (B, T) log-probs aligned with tokens."""
+  return token_logprobs(params, tokens_bt, cfg, temperature)[0]

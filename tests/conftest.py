@@ -1,0 +1,15 @@
+"""Shared fixtures. `make test` sets XLA_FLAGS for 8 CPU devices; set it here too so a bare
+`pytest` gives the sharding tests their devices (it must happen before jax is imported)."""
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+from critjax.models.config import ModelConfig  # noqa: E402
+
+
+@pytest.fixture
+def tiny_cfg():
+  return ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=8, d_ff=64)
