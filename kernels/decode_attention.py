@@ -26,7 +26,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from kernels import backend
-from kernels.masking import (NEG_INF, AttnParams, kv_block_range, pad_axis, pick_block,
+from kernels.masking import (NEG_INF, AttnParams, div, kv_block_range, pad_axis, pick_block,
                              round_up, scores, visible)
 
 MIN_ROWS = 16      # Triton's tl.dot needs at least 16 rows
@@ -41,9 +41,9 @@ def _decode_kernel(qoff_ref, kvlen_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_r
   q_off = qoff_ref[()]
   kv_len = kvlen_ref[()]
   q = q_ref[...]
-  q_pos = q_off + lax.broadcasted_iota(jnp.int32, (r, 1), 0) // group   # row = t * G + g
+  q_pos = q_off + div(lax.broadcasted_iota(jnp.int32, (r, 1), 0), group)   # row = t * G + g
   lo, hi = kv_block_range(q_off, q_off + t - 1, kv_len, p, block_k, n_kv_blocks)
-  n_mine = jnp.maximum(hi - lo - split + splits - 1, 0) // splits    # tiles lo+split, +P, ...
+  n_mine = div(jnp.maximum(hi - lo - split + splits - 1, 0), splits)  # tiles lo+split, +P, ...
 
   def body(n, carry):
     acc, m, l = carry

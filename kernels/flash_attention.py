@@ -27,7 +27,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from kernels import backend
-from kernels.masking import (NEG_INF, AttnParams, full_block_range, kv_block_range, pad_axis,
+from kernels.masking import (NEG_INF, AttnParams, div, full_block_range, kv_block_range, pad_axis,
                              pick_block, round_up, scores, softcap_grad, visible)
 
 
@@ -116,10 +116,11 @@ def _dkv_kernel(qoff_ref, kvlen_ref, q_ref, k_ref, v_ref, do_ref, lse_ref, delta
   k, v = k_ref[...], v_ref[...]
   kv_pos = k_first + lax.broadcasted_iota(jnp.int32, (1, block_k), 1)
   # Query tiles holding a query that sees a key of this tile (none if the tile is past kv_len).
-  lo = jnp.clip((k_first - q_off) // block_q, 0, n_q_blocks) if p.causal else 0
+  lo = jnp.clip(div(jnp.maximum(k_first - q_off, 0), block_q), 0, n_q_blocks) if p.causal else 0
   hi = n_q_blocks
-  if p.window is not None:
-    hi = jnp.clip((k_first + block_k - 1 + p.window - 1 - q_off) // block_q + 1, 0, n_q_blocks)
+  if p.window is not None:  # last query that still sees this tile's last key, as a tile count
+    last = k_first + block_k - 1 + p.window - 1 - q_off
+    hi = jnp.where(last >= 0, jnp.clip(div(jnp.maximum(last, 0), block_q) + 1, 0, n_q_blocks), 0)
   hi = jnp.where(k_first < kv_len, hi, lo)
   lo = jnp.minimum(lo, hi)
 
@@ -164,8 +165,8 @@ def _forward(q, k, v, q_offset, kv_len, p: AttnParams, cfg: tuple):
       grid=(tp // block_q, b, h),  # query tiles innermost-fastest: programs of one head share K/V in L2
       in_specs=[_scalar_spec(), _scalar_spec(),
                 pl.BlockSpec((None, block_q, None, d), lambda i, b_, h_: (b_, i, h_, 0)),
-                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, h_ // g, 0)),
-                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, h_ // g, 0))],
+                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, lax.div(h_, g), 0)),
+                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, lax.div(h_, g), 0))],
       out_specs=[pl.BlockSpec((None, block_q, None, d), lambda i, b_, h_: (b_, i, h_, 0)),
                  pl.BlockSpec((None, None, block_q), lambda i, b_, h_: (b_, h_, i))],
       out_shape=[jax.ShapeDtypeStruct((b, tp, h, d), q.dtype),
@@ -185,7 +186,7 @@ def _backward(q, k, v, q_offset, kv_len, o, lse, do, p: AttnParams, cfg: tuple):
   delta = jnp.einsum("bthd,bthd->bht", do.astype(jnp.float32), o.astype(jnp.float32))
   cparams = backend.compiler_params(interpret, num_warps=num_warps, num_stages=num_stages)
   q_tile = pl.BlockSpec((None, block_q, None, d), lambda i, b_, h_: (b_, i, h_, 0))
-  kv_all = pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, h_ // g, 0))
+  kv_all = pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, lax.div(h_, g), 0))
   row_tile = pl.BlockSpec((None, None, block_q), lambda i, b_, h_: (b_, h_, i))
   dq = pl.pallas_call(
       functools.partial(_dq_kernel, p=p, block_k=block_k, n_kv_blocks=sp // block_k),

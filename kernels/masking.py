@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -67,13 +66,19 @@ def visible(q_pos_r1, kv_pos_1c, kv_len, p: AttnParams):
   return m
 
 
+def div(a, b: int):
+  """Division of a non-negative int32 scalar/array by a static int, as `lax.div` (truncating, so
+  equal to floor here): Python's `//` lowers to extra sign fix-ups that Triton handled badly."""
+  return lax.div(jnp.asarray(a, jnp.int32), jnp.int32(b))
+
+
 def kv_block_range(q_first, q_last, kv_len, p: AttnParams, block_k: int, n_blocks: int):
   """Key blocks [lo, hi) that hold a key visible to some query in positions [q_first, q_last]."""
   end = kv_len if not p.causal else jnp.minimum(kv_len, q_last + 1)
-  hi = jnp.clip((end + block_k - 1) // block_k, 0, n_blocks)
+  hi = jnp.clip(div(jnp.maximum(end, 0) + block_k - 1, block_k), 0, n_blocks)
   lo = 0
   if p.window is not None:
-    lo = jnp.clip(jnp.maximum(q_first - p.window + 1, 0) // block_k, 0, hi)
+    lo = jnp.clip(div(jnp.maximum(q_first - p.window + 1, 0), block_k), 0, hi)
   return jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)
 
 
@@ -81,10 +86,10 @@ def full_block_range(q_first, q_last, kv_len, p: AttnParams, block_k: int, lo, h
   """Blocks [a, c) within [lo, hi) whose every key is visible to every query of [q_first, q_last],
   so the loop over them can skip the mask arithmetic."""
   end = kv_len if not p.causal else jnp.minimum(kv_len, q_first + 1)
-  c = jnp.clip(end // block_k, lo, hi)
+  c = jnp.clip(div(jnp.maximum(end, 0), block_k), lo, hi)
   a = lo
   if p.window is not None:  # first key s0 must satisfy q_last - s0 < window
-    a = jnp.clip((q_last - p.window + 1 + block_k - 1) // block_k, lo, hi)
+    a = jnp.clip(div(jnp.maximum(q_last - p.window + block_k, 0), block_k), lo, hi)
   a = jnp.minimum(a, c)
   return jnp.asarray(a, jnp.int32), jnp.asarray(c, jnp.int32)
 
@@ -112,6 +117,3 @@ def pick_block(n: int, preferred: int, minimum: int = 16) -> int:
     b //= 2
   return max(minimum, min(preferred, 1 << max(0, (n - 1).bit_length())))
 
-
-def is_tracer(x) -> bool:
-  return isinstance(x, jax.core.Tracer)

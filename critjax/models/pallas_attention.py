@@ -42,9 +42,12 @@ def _check(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b):
   if s < t:
     raise ValueError(f"attention: cache of {s} positions shorter than the {t} queries ({shapes})")
   # Concrete lengths (eager calls) can be checked against the cache; traced ones are clamped.
-  if not isinstance(kv_len_b, jax.core.Tracer) and int(np.max(np.asarray(kv_len_b))) > s:
-    raise ValueError(f"attention: kv_len {np.asarray(kv_len_b).tolist()} exceeds the cache "
-                     f"length {s} ({shapes})")
+  try:
+    kv_len = np.asarray(kv_len_b)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    kv_len = None
+  if kv_len is not None and kv_len.size and int(kv_len.max()) > s:
+    raise ValueError(f"attention: kv_len {kv_len.tolist()} exceeds the cache length {s} ({shapes})")
   return shapes
 
 
