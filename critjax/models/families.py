@@ -273,29 +273,34 @@ class TensorSpec:
   kind: str                   # layout rule: 'same' | 'linear' | 'in_proj' | 'out_proj' | 'bias'
 
 
+def transpose_2d(x: np.ndarray, rows: int = 256) -> np.ndarray:
+  """Contiguous x.T, copied in row blocks: about 2x faster than numpy's whole-matrix strided copy on
+  (8192, 2048) weights, which dominated the import time of a 1B model."""
+  out = np.empty(x.shape[::-1], x.dtype)
+  for i in range(0, x.shape[0], rows):
+    out[:, i:i + rows] = x[i:i + rows].T
+  return out
+
+
 def to_critjax(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-  """HF layout -> critjax layout (see the module docstring)."""
+  """HF layout -> critjax layout (see the module docstring); contiguous."""
   if spec.kind == "same":
     return x
-  if spec.kind == "linear":
-    return x.T
-  if spec.kind in ("in_proj", "out_proj"):   # (N*E, D) -> (D, N, E); (D, H*E) -> (H, E, D)
-    return x.T.reshape(spec.shape)
+  if spec.kind in ("linear", "in_proj", "out_proj"):   # (out, in) -> (in, out) -> split heads
+    return transpose_2d(x).reshape(spec.shape)
   if spec.kind == "bias":
     return x.reshape(spec.shape)
   raise ValueError(spec.kind)
 
 
 def to_hf(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
-  """critjax layout -> HF layout; the inverse of `to_critjax`."""
+  """critjax layout -> HF layout; the inverse of `to_critjax`; contiguous."""
   if spec.kind == "same":
     return x
-  if spec.kind == "linear":
-    return x.T
-  if spec.kind == "in_proj":
-    return x.reshape(x.shape[0], -1).T
-  if spec.kind == "out_proj":
-    return x.reshape(-1, x.shape[-1]).T
+  if spec.kind in ("linear", "in_proj"):   # (D, N, E) -> (D, N*E) -> (N*E, D)
+    return transpose_2d(x.reshape(x.shape[0], -1))
+  if spec.kind == "out_proj":              # (H, E, D) -> (H*E, D) -> (D, H*E)
+    return transpose_2d(x.reshape(-1, x.shape[-1]))
   if spec.kind == "bias":
     return x.reshape(-1)
   raise ValueError(spec.kind)

@@ -123,12 +123,23 @@ def import_hf(path: str | Path, *, shardings: Any = None, **cfg_overrides) -> tu
   for file, file_specs in by_file.items():
     with safe_open(str(file), framework="np") as f:
       for spec in file_specs:
-        x = families.to_critjax(f.get_tensor(spec.hf_name), spec)
-        x = np.ascontiguousarray(x, dtype=target)
+        x = f.get_tensor(spec.hf_name).astype(target, copy=False)   # cast while contiguous: fast
+        # Transpose through a same-width unsigned view: numpy's strided copy of ml_dtypes'
+        # bfloat16 takes a slow generic path (1.5x the whole bf16 load on a 1B model).
+        bits = np.dtype(f"u{target.itemsize}")
+        x = np.ascontiguousarray(families.to_critjax(x.view(bits), spec).view(target))
         sharding = None if shardings is None else families.get_path(shardings, spec.path)
         families.set_path(params, spec.path, _place(x, sharding))
         del x
   return params, cfg
+
+
+def _to_host(x) -> np.ndarray:
+  """One parameter as a full host array; on a multi-host mesh every process gathers its shards."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(jax.device_get(x))
 
 
 def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
@@ -167,14 +178,19 @@ def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
   for name, shard in zip(names, shards):
     tensors = {}
     for spec in shard:
-      x = np.asarray(jax.device_get(families.get_path(params, spec.path)))
-      tensors[spec.hf_name] = np.ascontiguousarray(families.to_hf(x, spec), dtype=np_dtype)
+      x = _to_host(families.get_path(params, spec.path))
+      x = x.astype(np_dtype, copy=False)
+      bits = np.dtype(f"u{np_dtype.itemsize}")   # see import_hf: fast strided copy of bfloat16
+      tensors[spec.hf_name] = np.ascontiguousarray(families.to_hf(x.view(bits), spec).view(np_dtype))
       weight_map[spec.hf_name] = name
       total += tensors[spec.hf_name].nbytes
-    tmp = path / (name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path / name)
+    if jax.process_index() == 0:   # every process gathers (a collective); one writes
+      tmp = path / (name + ".tmp")
+      save_file(tensors, str(tmp), metadata={"format": "pt"})
+      os.replace(tmp, path / name)
     del tensors
+  if jax.process_index() != 0:
+    return path
   if n > 1:
     (path / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
                                               indent=2))
