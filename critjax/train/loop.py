@@ -132,8 +132,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   last_eval: dict = {}
   skipped_in_a_row = 0
   if start == 0:  # the "before" number every comparison needs
-    last_eval = recipe.evaluate(state.roles["policy"].params, eval_problems)
-    writer.write(0, last_eval, prefix="eval/")
+    last_eval = _evaluate(recipe, state, eval_problems, writer, 0)
   bar = tqdm(total=total, initial=start, desc=cfg.name, unit="step", dynamic_ncols=True)
   for step in range(start, total):
     recipe.set_phase(_phase_at(phases, step))
@@ -163,17 +162,16 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     dt = time.perf_counter() - t0
     metrics.update(step_seconds=dt, rollout_seconds=t_roll, update_seconds=dt - t_roll,
                    tokens_per_second=metrics.get("generated_tokens", 0) / max(t_roll, 1e-9))
+    done = step + 1
     skipped_in_a_row = skipped_in_a_row + 1 if metrics.get("skipped", 0) > 0 else 0
+    if done % cfg.train.log_every == 0 or done == total or skipped_in_a_row:
+      writer.write(done, metrics)
     if skipped_in_a_row > cfg.train.max_skipped_steps:
       ckpt.close()
       raise StepFailed(f"{skipped_in_a_row} consecutive steps skipped (non-finite loss or failing reward) "
-                       f"at step {step + 1}; last checkpoint kept at step {ckpt.latest_step()}")
-    done = step + 1
-    if done % cfg.train.log_every == 0 or done == total:
-      writer.write(done, metrics)
+                       f"at step {done}; last checkpoint kept at step {ckpt.latest_step()}")
     if done % cfg.train.eval_every == 0 or done == total:
-      last_eval = recipe.evaluate(state.roles["policy"].params, eval_problems)
-      writer.write(done, last_eval, prefix="eval/")
+      last_eval = _evaluate(recipe, state, eval_problems, writer, done)
     if done % cfg.train.checkpoint_every == 0 or done == total:
       ckpt.save(done, state)
     bar.update(1)
@@ -185,6 +183,16 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   ckpt.close()
   writer.close()
   return last_eval
+
+
+def _evaluate(recipe, state, problems, writer, step: int) -> dict:
+  try:
+    result = recipe.evaluate(state.roles["policy"].params, problems)
+  except Exception as e:  # a failing scorer must not take the run (and its checkpoints) down
+    logging.error("step %d: evaluation failed (%s: %s)", step, type(e).__name__, e)
+    result = {"errors": 1.0}
+  writer.write(step, result, prefix="eval/")
+  return result
 
 
 def _phase_at(phases, step: int):

@@ -77,7 +77,7 @@ def _flat(value_and_aux):
 
 def apply_role_update(role: RoleState, batch: dict, spec: RoleSpec):
   grads, loss, metrics = accumulate_grads(role.params, batch, spec)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree_utils.tree_norm(grads)
   ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   updates, opt_state = spec.optimizer.update(grads, role.opt_state, role.params)
   params = optax.apply_updates(role.params, updates)

@@ -1,0 +1,93 @@
+"""The trainer end to end on a tiny config: resume equals an uninterrupted run; bad input stops
+early with a clear message and loses no checkpoint."""
+import json
+
+import numpy as np
+import pytest
+
+from configs import grpo
+from critjax.config import from_configdict
+from critjax.data.tasks import TASKS, Arithmetic
+from critjax.train.loop import StepFailed, train
+from critjax.train.metrics import read_metrics
+
+TIMING = {"step_seconds", "rollout_seconds", "update_seconds", "tokens_per_second"}
+
+
+def tiny(steps=4, **over):
+  c = grpo.get_config("tiny")
+  c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
+  c.warmup.steps = 3
+  c.warmup.batch_size = 8
+  c.rollout.update(prompts_per_step=4, group_size=4, max_new_tokens=28)
+  c.task.update(min_digits=1, max_digits=2)
+  c.tokenizer.corpus_size = 2000
+  c.train.update(steps=steps, eval_every=2, eval_prompts=8, checkpoint_every=2)
+  for k, v in over.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return from_configdict(c)
+
+
+def strip(rows):
+  return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+  cfg = tiny(steps=4)
+  train(cfg, tmp_path / "a")
+  train(cfg, tmp_path / "b", stop_after=2)           # "killed" after 2 steps (checkpoint at 2)
+  assert max(r["step"] for r in read_metrics(tmp_path / "b")) == 2
+  train(cfg, tmp_path / "b")                          # same command again: resumes at step 2
+  a, b = strip(read_metrics(tmp_path / "a")), strip(read_metrics(tmp_path / "b"))
+  rl = lambda rows: [r for r in rows if r["step"] > 2 and not any(k.startswith("warmup/") for k in r)]
+  assert len(rl(a)) == len(rl(b)) >= 2
+  for ra, rb in zip(rl(a), rl(b)):
+    assert ra.keys() == rb.keys()
+    for k in ra:
+      np.testing.assert_allclose(ra[k], rb[k], rtol=1e-6, err_msg=f"step {ra['step']} {k}")
+  for name in ("config.json", "tokenizer.model", "metrics.jsonl"):
+    assert (tmp_path / "a" / name).exists()
+  assert list((tmp_path / "a" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_workdir_of_another_experiment_is_refused(tmp_path):
+  train(tiny(steps=2), tmp_path)
+  before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+  with pytest.raises(ValueError, match="config.rl.loss.clip_high"):
+    train(tiny(steps=2, **{"rl.loss.clip_high": 0.28}), tmp_path)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+
+
+def test_unknown_config_field_is_named():
+  c = grpo.get_config("tiny")
+  c.rl.loss["clip_hgih"] = 0.3
+  with pytest.raises(ValueError, match="config.rl.loss.clip_hgih"):
+    from_configdict(c)
+
+
+def test_tokenizer_larger_than_model_vocab_stops_before_training(tmp_path):
+  with pytest.raises(ValueError, match="model.vocab_size is 16"):
+    train(tiny(**{"model.vocab_size": 16}), tmp_path)
+  assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
+def test_raising_reward_skips_updates_counts_them_and_keeps_checkpoints(tmp_path, monkeypatch):
+  cfg = tiny(steps=2)
+  train(cfg, tmp_path)
+  calls = {"n": 0}
+
+  def broken(self, problems, completions):
+    calls["n"] += 1
+    raise RuntimeError("verifier crashed")
+
+  monkeypatch.setattr(Arithmetic, "score", broken)
+  more = tiny(steps=20, **{"train.max_skipped_steps": 2})
+  with pytest.raises(StepFailed, match="consecutive steps skipped"):
+    train(more, tmp_path)
+  rows = [r for r in read_metrics(tmp_path) if r.get("reward_errors") == 1.0]
+  assert len(rows) == 3 and all(r["skipped"] == 1.0 for r in rows)
+  assert (tmp_path / "checkpoints" / "2").exists()
