@@ -257,3 +257,74 @@ def test_sharded_import_on_fake_mesh(small_ckpt):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
   r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
   assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------- released configs
+
+# Released config.json fields (legacy spelling, as on the hub) of the models the configs target.
+REAL = {
+    "Qwen2.5-1.5B-Instruct": (1.54e9, dict(
+        model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_attention_heads=12, num_hidden_layers=28,
+        num_key_value_heads=2, vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        hidden_act="silu", sliding_window=32768, max_window_layers=21, use_sliding_window=False, rope_scaling=None)),
+    "Qwen3-0.6B": (0.60e9, dict(
+        model_type="qwen3", hidden_size=1024, intermediate_size=3072, num_attention_heads=16, num_hidden_layers=28,
+        num_key_value_heads=8, head_dim=128, vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        tie_word_embeddings=True, hidden_act="silu", attention_bias=False, use_sliding_window=False)),
+    "Llama-3.2-1B": (1.24e9, dict(
+        model_type="llama", hidden_size=2048, intermediate_size=8192, num_attention_heads=32, num_hidden_layers=16,
+        num_key_value_heads=8, head_dim=64, vocab_size=128256, rope_theta=500000.0, rms_norm_eps=1e-5,
+        tie_word_embeddings=True, hidden_act="silu",
+        rope_scaling=dict(factor=32.0, high_freq_factor=4.0, low_freq_factor=1.0,
+                          original_max_position_embeddings=8192, rope_type="llama3"))),
+    "gemma-2-2b-it": (2.61e9, dict(
+        model_type="gemma2", hidden_size=2304, intermediate_size=9216, num_attention_heads=8, num_hidden_layers=26,
+        num_key_value_heads=4, head_dim=256, vocab_size=256000, rope_theta=10000.0, rms_norm_eps=1e-6,
+        hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=256,
+        sliding_window=4096, attn_logit_softcapping=50.0, final_logit_softcapping=30.0)),
+    "gemma-3-1b-it": (1.00e9, dict(
+        model_type="gemma3_text", hidden_size=1152, intermediate_size=6912, num_attention_heads=4,
+        num_hidden_layers=26, num_key_value_heads=1, head_dim=256, vocab_size=262144, rope_theta=1000000.0,
+        rope_local_base_freq=10000.0, rope_scaling=None, rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh",
+        query_pre_attn_scalar=256, sliding_window=512, sliding_window_pattern=6, attn_logit_softcapping=None,
+        final_logit_softcapping=None)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_released_configs(name):
+  """Each released config maps to a ModelConfig whose parameter count equals transformers' own model
+  (built on the meta device: no memory) and the published size."""
+  published, hf = REAL[name]
+  cfg, _ = families.config_from_hf(hf)
+  shapes = jax.eval_shape(lambda: decoder.init_params(cfg, jax.random.key(0))[0])
+  ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+  with torch.device("meta"):
+    ref_model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(**hf))
+  assert ours == sum(p.numel() for p in ref_model.parameters())
+  assert abs(ours - published) / published < 0.02, (name, ours)
+  if hf["model_type"].startswith("gemma"):
+    assert cfg.norm_offset and cfg.embed_scale and cfg.activation == "gelu_tanh" and cfg.tie_embeddings
+  if name == "gemma-2-2b-it":
+    assert (cfg.attn_logit_softcap, cfg.final_logit_softcap, cfg.sliding_window_pattern) == (50.0, 30.0, 2)
+    assert [cfg.layer_is_local(i) for i in range(3)] == [True, False, True]
+  if name == "gemma-3-1b-it":
+    assert (cfg.rope_theta, cfg.rope_local_theta, cfg.sliding_window, cfg.qk_norm) == (1e6, 1e4, 512, True)
+    assert [i for i in range(cfg.n_layers) if not cfg.layer_is_local(i)] == [5, 11, 17, 23]
+  if name == "Llama-3.2-1B":
+    assert dict(cfg.rope_scaling)["factor"] == 32.0 and cfg.norm_eps == 1e-5
+  if name.startswith("Qwen2.5"):
+    assert cfg.qkv_bias and not cfg.qk_norm
+  if name.startswith("Qwen3"):
+    assert cfg.qk_norm and not cfg.qkv_bias and cfg.head_dim == 128
+
+
+def test_unsupported_config_fields_are_named():
+  with pytest.raises(ValueError, match="rope_scaling type 'yarn'"):
+    families.config_from_hf(dict(BASE, model_type="qwen2", rope_scaling=dict(type="yarn", factor=4.0)))
+  with pytest.raises(ValueError, match="use_sliding_window=true"):
+    families.config_from_hf(dict(BASE, model_type="qwen2", use_sliding_window=True))
+  with pytest.raises(ValueError, match="lacks 'intermediate_size'"):
+    families.config_from_hf({k: v for k, v in dict(BASE, model_type="llama").items() if k != "intermediate_size"})
+  with pytest.raises(ValueError, match="not 'every n-th layer global'"):
+    families.config_from_hf(dict(BASE, model_type="gemma2", layer_types=["full_attention", "sliding_attention"]))
