@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	# torch 2.13.0 has a CPU-only wheel here; newer versions pull several GB of CUDA packages.
+	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 

@@ -23,8 +23,8 @@ setup(
         "safetensors",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist"],
-        "hf": ["transformers", "torch", "tokenizers", "jinja2"],
+        "test": ["pytest", "pytest-xdist", "transformers>=5", "torch", "tokenizers", "jinja2"],
+        "hf": ["transformers>=5", "torch", "tokenizers", "jinja2"],
         "tfds": ["tensorflow-datasets"],
     },
 )

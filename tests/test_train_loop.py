@@ -70,7 +70,7 @@ def test_unknown_config_field_is_named():
 
 
 def test_tokenizer_larger_than_model_vocab_stops_before_training(tmp_path):
-  with pytest.raises(ValueError, match="model.vocab_size is 16"):
+  with pytest.raises(ValueError, match="model.vocab_size=16"):
     train(tiny(**{"model.vocab_size": 16}), tmp_path)
   assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 

@@ -25,18 +25,3 @@ def train_sentencepiece(lines: list[str], vocab_size: int, path: str | Path) -> 
   path.write_bytes(buf.getvalue())
   return path
 
-
-class SpmTokenizer:
-  """Minimal sentencepiece wrapper: encode / decode / vocab_size / special ids (no BOS added)."""
-
-  def __init__(self, path: str | Path):
-    self.path = str(path)
-    self.sp = spm.SentencePieceProcessor(model_file=self.path)
-    self.vocab_size = self.sp.vocab_size()
-    self.pad_id, self.eos_id, self.bos_id = self.sp.pad_id(), self.sp.eos_id(), self.sp.bos_id()
-
-  def encode(self, text: str) -> list[int]:
-    return self.sp.encode(text)
-
-  def decode(self, ids) -> str:
-    return self.sp.decode([int(i) for i in ids])

@@ -85,3 +85,90 @@ class Arithmetic(Task):
 
 def make_task(cfg) -> Task:
   return TASKS.get(cfg.name)(cfg)
+
+
+class _DatasetTask(Task):
+  """A fixed dataset: training prompts cycle through a seed-dependent permutation; held-out problems
+  are the first n of the evaluation split. Scoring runs in the reward's worker processes."""
+  eval_split: Optional[str] = None
+
+  def __init__(self, cfg):
+    self.cfg = cfg
+    self.train_set = self.load(cfg.split)
+    self.eval_set = self.load(self.eval_split or cfg.split)
+    if not self.train_set:
+      raise ValueError(f"task {cfg.name!r}: no problems in split {cfg.split!r} ({cfg.path or 'shared data'})")
+    self._reward = None
+
+  @property
+  def reward(self):
+    if self._reward is None:  # workers start on first use, not at import or config time
+      self._reward = self.make_reward()
+    return self._reward
+
+  def _to_problem(self, ex) -> Problem:
+    return Problem(id=ex.id, problem=ex.prompt, answer=ex.answer)
+
+  def problems(self, seed, start, n):
+    perm = np.random.default_rng(seed).permutation(len(self.train_set))
+    return [self._to_problem(self.train_set[perm[i % len(perm)]]) for i in range(start, start + n)]
+
+  def eval_problems(self, seed, n):
+    return [self._to_problem(ex) for ex in self.eval_set[:n]]
+
+  def score(self, problems, completions):
+    from critjax.data.datasets import Example
+    examples = [Example(id=p.id, prompt=p.problem, answer=p.answer) for p in problems]
+    return np.asarray(self.reward(examples, completions), np.float32)
+
+  def close(self):
+    if self._reward is not None:
+      self._reward.close()
+
+
+class _MathTask(_DatasetTask):
+  template = "math"
+
+  def make_reward(self):
+    from critjax.rewards import REWARDS
+    return REWARDS.get("math_verify")()
+
+  def extract(self, completion):
+    from critjax.rewards.math_reward import completion_answer_text
+    return completion_answer_text(completion).strip() or None
+
+
+@TASKS.register("gsm8k")
+class GSM8K(_MathTask):
+  eval_split = "test"
+
+  def load(self, split):
+    from critjax.data.datasets import load_gsm8k
+    return load_gsm8k(split, path=self.cfg.path)
+
+
+@TASKS.register("math500")
+class MATH500(_MathTask):
+  def load(self, split):
+    from critjax.data.datasets import load_math500
+    return load_math500(path=self.cfg.path)
+
+
+@TASKS.register("humaneval")
+class HumanEval(_DatasetTask):
+  template = "code"
+
+  def load(self, split):
+    from critjax.data.datasets import load_humaneval
+    return load_humaneval(path=self.cfg.path)
+
+  def make_reward(self):
+    from critjax.rewards import REWARDS
+    return REWARDS.get("humaneval_tests")()
+
+  def score(self, problems, completions):
+    by_id = {ex.id: ex for ex in self.train_set}
+    return np.asarray(self.reward([by_id[p.id] for p in problems], completions), np.float32)
+
+  def extract(self, completion):
+    return completion.strip() or None

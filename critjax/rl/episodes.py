@@ -56,10 +56,13 @@ def turn_lengths(ro: Rollout, n_turns: int) -> np.ndarray:
   return np.stack([(segment == k).sum(axis=1) for k in range(n_turns)], axis=1)
 
 
+def bucket(longest: int, cap: int) -> int:
+  """Round a length up to a multiple of LENGTH_BUCKET, at most `cap`."""
+  return min(cap, -(-max(longest, 1) // LENGTH_BUCKET) * LENGTH_BUCKET)
+
+
 def trimmed_length(ro: Rollout) -> int:
-  longest = int(np.max(np.asarray(ro.length)))
-  cap = ro.tokens.shape[1]
-  return min(cap, -(-longest // LENGTH_BUCKET) * LENGTH_BUCKET)
+  return bucket(int(np.max(np.asarray(ro.length))), ro.tokens.shape[1])
 
 
 def policy_batch(ro: Rollout, adv_turn_nk: np.ndarray, *, row_valid_n: Optional[np.ndarray] = None,

@@ -39,10 +39,12 @@ class StepFailed(RuntimeError):
 
 def build(cfg: ExperimentConfig, workdir: Path):
   """Everything before the loop; returns a namespace-like dict (used by experiments and tests)."""
+  if cfg.warmup.checkpoint and not Path(cfg.warmup.checkpoint).is_dir():
+    raise FileNotFoundError(f"config.warmup.checkpoint={cfg.warmup.checkpoint!r} is not a directory")
   mesh = sh.make_mesh(cfg.mesh)
   task = make_task(cfg.task)
   tokenizer = tokenizer_setup.build_tokenizer(cfg, task, workdir)
-  tokenizer_setup.check_vocab(tokenizer, cfg.model)
+  tokenizer_setup.check_vocab(tokenizer, cfg.model)  # before any compute
   template = get_template(cfg.recipe_args.get("template", task.template))
   recipe = RECIPES.get(cfg.recipe)(cfg, task, tokenizer, template, cfg.model)
   return dict(mesh=mesh, task=task, tokenizer=tokenizer, recipe=recipe)
@@ -58,6 +60,28 @@ def _split_minibatches(batch: dict, n: int, rng: np.random.Generator):
     raise ValueError(f"{rows} rollout rows do not split into rl.num_minibatches={n}")
   perm = rng.permutation(rows)
   return [{k: v[idx] for k, v in batch.items()} for idx in np.split(perm, n)]
+
+
+def init_model(cfg: ExperimentConfig, mesh):
+  """Parameters created directly in their shardings: shapes from `jax.eval_shape`, then either a
+  jitted init with out_shardings or a Hugging Face import that streams each tensor onto its shard."""
+  axes = decoder.logical_axes(cfg.model)
+  shapes = jax.eval_shape(lambda: decoder.init_params(cfg.model, jax.random.PRNGKey(cfg.seed))[0])
+  shardings = sh.tree_shardings(axes, shapes, mesh)
+  if cfg.warmup.checkpoint:
+    from critjax.models import hf_io
+    params, loaded = hf_io.import_hf(cfg.warmup.checkpoint, shardings=shardings, **_runtime_overrides(cfg.model))
+    diffs = [f"model.{k}: {v!r} (config) != {getattr(loaded, k)!r} ({cfg.warmup.checkpoint})"
+             for k, v in cfg.model.to_dict().items() if _comparable(v) != _comparable(getattr(loaded, k))]
+    if diffs:
+      raise ValueError("the model config does not match the checkpoint:\n  " + "\n  ".join(diffs))
+    return params, axes
+  init = jax.jit(lambda key: decoder.init_params(cfg.model, key)[0], out_shardings=shardings)
+  return init(jax.random.PRNGKey(cfg.seed)), axes
+
+
+def _comparable(v):
+  return dict(v) if isinstance(v, tuple) and v and isinstance(v[0], tuple) else v
 
 
 def supervised_warmup(cfg: ExperimentConfig, recipe, params, axes, mesh, writer, seed: int):
@@ -96,11 +120,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   sh.log_mesh(mesh)
 
   # Model: random init (or imported), warm-up only on a fresh run: a checkpoint already holds it.
-  rng = jax.random.PRNGKey(cfg.seed)
-  params, axes = decoder.init_params(cfg.model, rng)
-  if cfg.warmup.checkpoint:
-    from critjax.models import hf_io
-    params = hf_io.load_params(cfg.warmup.checkpoint, cfg.model)
+  params, axes = init_model(cfg, mesh)
   fresh = ckpt.latest_step() is None
   if fresh and cfg.warmup.steps:
     params = supervised_warmup(cfg, recipe, params, axes, mesh, writer, cfg.seed)
@@ -108,7 +128,8 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   # State: policy (+ frozen reference = the post-warm-up model), sharded by logical axes.
   opt = make_optimizer(cfg.optim.learning_rate, warmup_steps=cfg.optim.warmup_steps, b1=cfg.optim.b1,
                        b2=cfg.optim.b2, weight_decay=cfg.optim.weight_decay, grad_clip=cfg.optim.grad_clip)
-  frozen = {"reference": params} if recipe.needs_reference() else {}
+  # The reference is a copy: the update donates the policy's buffers, which must not be shared.
+  frozen = {"reference": jax.tree.map(jnp.copy, params)} if recipe.needs_reference() else {}
   state = new_state({"policy": params}, {"policy": opt}, frozen, cfg.seed)
   shardings = state_shardings(state, {"policy": axes, "reference": axes}, mesh)
   state = jax.device_put(state, shardings)
@@ -119,7 +140,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     ckpt.save(0, state, force=True)  # the warm-up is never redone
 
   temperature = cfg.rollout.temperature or 1.0
-  spec = RoleSpec(model=cfg.model, optimizer=opt, kind="policy", loss=cfg.rl.loss,
+  spec = RoleSpec(model=cfg.model, optimizer=opt, kind=recipe.loss_kind, loss=cfg.rl.loss,
                   micro_batches=_micro_batches(cfg), temperature=temperature)
   update = jax.jit(functools.partial(update_step, specs={"policy": spec}), donate_argnums=0,
                    out_shardings=(shardings, None))
@@ -182,6 +203,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   bar.close()
   ckpt.close()
   writer.close()
+  task.close()
   return last_eval
 
 
@@ -193,6 +215,12 @@ def _evaluate(recipe, state, problems, writer, step: int) -> dict:
     result = {"errors": 1.0}
   writer.write(step, result, prefix="eval/")
   return result
+
+
+def _runtime_overrides(model_cfg) -> dict:
+  """Fields of the run's model config that are not in a checkpoint's config.json."""
+  keys = ("attention_impl", "dtype", "param_dtype", "remat")
+  return {k: getattr(model_cfg, k) for k in keys}
 
 
 def _phase_at(phases, step: int):

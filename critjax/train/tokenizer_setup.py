@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from critjax.data.spm_training import SpmTokenizer, train_sentencepiece
+from critjax.data.spm_training import train_sentencepiece
 from critjax.data.templates import TEMPLATES
+from critjax.data.tokenizers import SentencePieceTokenizer, check_vocab, load_tokenizer  # noqa: F401
 
 
 def build_tokenizer(cfg, task, workdir: Path):
@@ -23,15 +24,7 @@ def build_tokenizer(cfg, task, workdir: Path):
         extra += [getattr(tpl, f) for f in ("correction_instruction", "critique_instruction",
                                            "refine_instruction") if hasattr(tpl, f)]
       train_sentencepiece(task.corpus(cfg.seed + 104_729, t.corpus_size) + extra * 50, t.vocab_size, path)
-    return SpmTokenizer(path)
+    return SentencePieceTokenizer(path)
   if t.kind == "spm":
-    return SpmTokenizer(t.path)
-  from critjax.data import tokenizers  # HF tokenizer.json
-  return tokenizers.load_tokenizer(t.path)
-
-
-def check_vocab(tokenizer, model_cfg):
-  """Stops before training when the tokenizer can emit ids the model has no embedding for."""
-  if tokenizer.vocab_size > model_cfg.vocab_size:
-    raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but model.vocab_size is {model_cfg.vocab_size}: "
-                     "the tokenizer does not match the model")
+    return SentencePieceTokenizer(t.path)
+  return load_tokenizer(t.path)  # HF tokenizer.json or a model directory

@@ -35,6 +35,7 @@ class Phase:
 class Recipe:
   """Base class; subclasses implement `collect` and `evaluate`."""
   turns: int = 1              # generated turns per episode (sizes the sampler's capacity)
+  loss_kind: str = "policy"   # 'policy' (policy-gradient batch) | 'nll' (filtered SFT batch)
 
   def __init__(self, cfg, task, tokenizer, template, model_cfg):
     self.cfg, self.task, self.tokenizer, self.template = cfg, task, tokenizer, template

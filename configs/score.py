@@ -1,0 +1,32 @@
+"""SCoRe (arXiv 2409.12917): two-stage multi-turn self-correction RL.
+
+  python -m experiments.train --config=configs/score.py:tiny --workdir=/tmp/score_tiny
+
+Variants:
+  tiny          toy arithmetic on a 2-core CPU: warm-up on the two-attempt format, Stage I then
+                Stage II (a third / two thirds of the steps). Paper hyper-parameters alpha = 10,
+                beta1 = 0.01; beta2 = 0.1 (MATH value).
+  qwen2.5-1.5b  GSM8K/MATH with Table 5's MATH settings (lr 5e-6, batch 512 episodes, T = 1.0,
+                alpha 10, beta1 0.01, beta2 0.1), REINFORCE. Cannot run on a CPU; validated by tests.
+  gemma2-2b     the same on a Gemma 2 2B shape.
+"""
+from configs import common
+
+
+def get_config(arg: str = "tiny"):
+  c = common.base_config(arg)
+  c.name = "score"
+  c.recipe = "score"
+  c.rl.advantage = "reinforce"            # the paper's estimator: REINFORCE + KL to a fixed reference
+  c.rl.loss.kl_estimator = "k1"            # KL(pi || pi_ref) at sampled tokens, as a loss term
+  c.recipe_args.update(dict(template="toy" if arg == "tiny" else "math", attempts=2, alpha=10.0,
+                            beta1=0.01, beta2=0.1, stage1_steps=None, shaping=True))
+  if arg == "tiny":
+    c.rollout.update(prompts_per_step=16, group_size=4, max_new_tokens=48)
+    c.train.update(steps=90, eval_every=30, checkpoint_every=30)
+  else:
+    # Table 5 (MATH): lr 5e-6, 3000 steps, batch 512, temperature 1.0
+    c.optim.learning_rate = 5e-6
+    c.rollout.update(prompts_per_step=128, group_size=4, max_new_tokens=1024)
+    c.train.update(steps=3000, eval_every=100, checkpoint_every=100)
+  return c

@@ -1,0 +1,151 @@
+"""SCoRe: multi-turn self-correction RL (Kumar et al., arXiv 2409.12917) and its two-stage schedule.
+
+Episode: [prompt][y1][instruction][y2]...[y_K]; each attempt continues from the KV cache of the
+previous one (`Sampler.append` + `decode`), never re-prefilling.
+
+  Stage I  (eq. 3): reward only the last attempt; strong KL beta2 on attempt-1 tokens keeps turn 1
+           near the base model, beta1 on the rest (critjax.rl.score_rewards).
+  Stage II (eq. 4): every attempt rewarded; attempt k > 1 shaped by alpha * (r_k - r_{k-1}); beta1 KL.
+  Estimator: REINFORCE with the KL penalty to a fixed reference (the paper's), i.e.
+  `rl.advantage = 'reinforce'`; a group baseline ('rloo', 'grpo') is an explicit option, per turn.
+
+recipe_args (all optional): template, attempts (K, default 2), alpha (10), beta1 (0.01), beta2 (0.1),
+stage1_steps (default: a third of train.steps), shaping (True). `stage1_steps = 0` is the
+"w/o Stage I" ablation, `shaping = False` the "w/o reward shaping" one.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import numpy as np
+import jax.numpy as jnp
+
+from critjax.eval.self_correction import self_correction_metrics
+from critjax.rl import episodes
+from critjax.rl.advantages import ADVANTAGES
+from critjax.rl.recipes.base import RECIPES, Collected, Phase, Recipe
+from critjax.rl.score_rewards import TURN_REWARDS, validate_score_hparams
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreArgs:
+  template: Optional[str] = None
+  attempts: int = 2
+  alpha: float = 10.0
+  beta1: float = 0.01
+  beta2: float = 0.1
+  stage1_steps: Optional[int] = None
+  shaping: bool = True
+
+  def __post_init__(self):
+    try:
+      validate_score_hparams(alpha=self.alpha, beta1=self.beta1, beta2=self.beta2, num_attempts=self.attempts)
+    except ValueError as e:
+      raise ValueError(f"config.recipe_args.{e}") from None
+    if self.stage1_steps is not None and self.stage1_steps < 0:
+      raise ValueError(f"config.recipe_args.stage1_steps must be >= 0, got {self.stage1_steps}")
+
+
+def parse_args(cls, args: dict):
+  known = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(args) - known)
+  if unknown:
+    raise ValueError(f"unknown field(s) {', '.join('config.recipe_args.' + u for u in unknown)}; known: {sorted(known)}")
+  return cls(**args)
+
+
+class MultiTurn(Recipe):
+  """Shared K-attempt rollout and evaluation (used by SCoRe and the self-correction baselines)."""
+  args_cls = ScoreArgs
+
+  def check_args(self, args: dict):
+    self.args = parse_args(self.args_cls, dict(args))
+    self.turns = self.args.attempts
+
+  def instruction_ids(self) -> list[int]:
+    ids = self.tokenizer.encode(self.template.correction_prompt())
+    if not ids:
+      raise ValueError(f"template {self.template.name!r}: the correction instruction encodes to no tokens")
+    return ids
+
+  def instruction_budget(self) -> int:
+    return len(self.instruction_ids())
+
+  def attempts(self, sampler, params, problems, rng, num_samples: int):
+    """Rolls out K attempts for every row; returns the rollout and (N, K) correctness."""
+    import jax
+    ro = self.start(params, problems, num_samples)
+    instr = self.instruction_ids()
+    n = len(problems) * num_samples
+    chunk, lens = np.tile(instr, (n, 1)), np.full((n,), len(instr), np.int32)
+    keys = jax.random.split(rng, self.turns)
+    texts = []
+    for k in range(self.turns):
+      if k:
+        ro = sampler.append(params, ro, chunk, lens)
+      ro = sampler.decode(params, ro, keys[k], segment_id=k)
+      texts.append(episodes.turn_texts(self.tokenizer, ro, k))
+    rep = [p for p in problems for _ in range(num_samples)]
+    correct = np.stack([self.task.score(rep, t) for t in texts], axis=1)     # (N, K)
+    return ro, correct, texts
+
+  def warmup_batch(self, problems) -> dict:
+    """Two-attempt format: [prompt][solution][instruction][solution], loss on both attempts.
+
+    The base model learns what an episode looks like (answer again after the instruction) but never
+    sees a correction, so any ability to fix an error has to come from the method being trained."""
+    tok, instr = self.tokenizer, self.instruction_ids()
+    cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
+    tokens = np.full((len(problems), cap), tok.pad_id, np.int32)
+    mask = np.zeros((len(problems), cap), np.float32)
+    for i, p in enumerate(problems):
+      prompt = tok.encode(self.template.first_prompt(p.problem))
+      full = tok.encode(self.template.first_prompt(p.problem) + p.solution)
+      sol = (full[len(prompt):] if full[:len(prompt)] == prompt else tok.encode(p.solution)) + [tok.eos_id]
+      ids, spans = list(prompt), []
+      for k in range(self.turns):
+        if k:
+          ids += instr
+        spans.append((len(ids), len(ids) + len(sol)))
+        ids += sol
+      tokens[i, :len(ids)] = ids
+      for a, b in spans:
+        mask[i, a:b] = 1.0
+    return {"tokens": tokens, "mask": mask}
+
+  def evaluate(self, params, problems) -> dict:
+    _, correct, texts = self.attempts(self.greedy_sampler, params, problems, self.eval_rng, 1)
+    return self_correction_metrics(correct > 0, [list(row) for row in zip(*texts)])
+
+
+@RECIPES.register("score")
+class SCoRe(MultiTurn):
+
+  def phases(self) -> list[Phase]:
+    total = self.cfg.train.steps
+    n1 = total // 3 if self.args.stage1_steps is None else self.args.stage1_steps
+    if n1 > total:
+      raise ValueError(f"config.recipe_args.stage1_steps={n1} exceeds train.steps={total}")
+    phases = [Phase("stage1", n1, {"stage": 1}), Phase("stage2", total - n1, {"stage": 2})]
+    return [p for p in phases if p.steps > 0]
+
+  def needs_reference(self) -> bool:
+    return True
+
+  def collect(self, params, problems, rng) -> Collected:
+    g, a = self.cfg.rollout.group_size, self.args
+    ro, correct, _ = self.attempts(self.sampler, params, problems, rng, g)
+    stage = self.phase.args.get("stage", 2)
+    rewards = TURN_REWARDS.get(f"score_stage{stage}")(correct, alpha=a.alpha, shaping=a.shaping)   # (N, K)
+    n, k = rewards.shape
+    adv = np.asarray(ADVANTAGES.get(self.cfg.rl.advantage)(
+        jnp.asarray(rewards.reshape(-1, g, k).transpose(0, 2, 1).reshape(-1, g))))          # per turn, per group
+    adv = adv.reshape(-1, k, g).transpose(0, 2, 1).reshape(n, k)
+    betas = [a.beta2 if (stage == 1 and t == 0) else a.beta1 for t in range(k)]
+    batch = episodes.policy_batch(ro, adv, kl_coef_turn=betas)
+    lengths = episodes.turn_lengths(ro, k)
+    metrics = {"reward_mean": float(rewards.sum(1).mean()), "accuracy": float(correct[:, -1].mean()),
+               "accuracy_t1": float(correct[:, 0].mean()), "response_length": float(lengths.sum(1).mean()),
+               "generated_tokens": int(lengths.sum()), "stage": stage}
+    return Collected(batch=batch, metrics=metrics)

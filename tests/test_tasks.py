@@ -1,0 +1,33 @@
+"""Tasks: deterministic problem streams, the toy reward, and the real datasets wired to their rewards."""
+import numpy as np
+
+from critjax.config import TaskConfig
+from critjax.data.arithmetic import ArithmeticTask
+from critjax.data.tasks import make_task
+
+
+def test_worked_solution_by_hand():
+  assert ArithmeticTask.solution(358, 267) == " 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625"
+  assert ArithmeticTask.solution(95, 7) == " 5+7=12 c1 ; 9+0+1=10 c1 ; A: 102"
+
+
+def test_arithmetic_stream_is_a_function_of_seed_and_index():
+  task = make_task(TaskConfig())
+  a = task.problems(0, 10, 5)
+  assert [p.id for p in a] == [p.id for p in task.problems(0, 10, 5)]
+  assert task.problems(0, 12, 1)[0] == a[2]
+  assert [p.problem for p in task.eval_problems(0, 20)] != [p.problem for p in task.problems(0, 0, 20)]
+  p = a[0]
+  x, y = map(int, p.problem.split("+"))
+  assert task.score([p, p, p], [p.solution, f" junk ; A: {x + y + 1}", "no answer"]).tolist() == [1.0, 0.0, 0.0]
+
+
+def test_gsm8k_task_scores_with_math_verify():
+  task = make_task(TaskConfig(name="gsm8k"))
+  try:
+    probs = task.eval_problems(0, 2)
+    assert len(task.train_set) == 7473 and len(task.eval_set) == 1319
+    comps = [f"The answer is #### {probs[0].answer}", "#### 123456789"]
+    np.testing.assert_array_equal(task.score(probs, comps), [1.0, 0.0])
+  finally:
+    task.close()
