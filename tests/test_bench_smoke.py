@@ -57,7 +57,7 @@ def test_tunix_ratios_by_hand():
   assert bench_vs_tunix.ratios(critjax, tunix) == {"sampler_B16": 2.5, "grpo_step": 2.0}
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["bfloat16"])  # float32 is the path test_grpo_step runs
 def test_train_step_runs(dtype):
   r = bench_train_step.time_train_step(dtype, steps=1, rows=4, prompt=4, new=4, model=SMALL_DICT)
   assert r["T"] == 8 and r["step_s"] > 0 and r["maxrss_mb"] > 0 and np.isfinite(r["last_loss"])
