@@ -21,7 +21,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   cfg = from_configdict(_CONFIG.value)   # typed and validated before any compute
   result = train(cfg, _WORKDIR.value)
-  print(f"final eval: {result}")
+  print(f"final eval: {result.eval}")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ One RL step: sample G completions for each of B prompts -> rewards -> advantages
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -106,11 +107,19 @@ def supervised_warmup(cfg: ExperimentConfig, recipe, params, axes, mesh, writer,
   return state.roles["policy"].params
 
 
-def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[int] = None) -> dict:
-  """Runs (or resumes) the experiment in `workdir`; returns the last eval metrics.
+@dataclasses.dataclass
+class RunResult:
+  eval: dict          # the last evaluation's metrics
+  params: Any         # the policy's final parameters
 
-  `stop_after` ends the process-level run after that many RL steps of this invocation (tests use it
-  to simulate an interruption)."""
+
+def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[int] = None,
+          init_params=None) -> RunResult:
+  """Runs (or resumes) the experiment in `workdir`.
+
+  `stop_after` ends this invocation after that many RL steps (tests use it to simulate an
+  interruption). `init_params` starts from given parameters instead of init + warm-up (ablation
+  sweeps share one warm-up across methods); they also become the reference."""
   workdir = Path(workdir)
   check_workdir(workdir, cfg.to_json())
   parts = build(cfg, workdir)
@@ -120,9 +129,9 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   sh.log_mesh(mesh)
 
   # Model: random init (or imported), warm-up only on a fresh run: a checkpoint already holds it.
-  params, axes = init_model(cfg, mesh)
+  params, axes = init_model(cfg, mesh) if init_params is None else (init_params, decoder.logical_axes(cfg.model))
   fresh = ckpt.latest_step() is None
-  if fresh and cfg.warmup.steps:
+  if fresh and cfg.warmup.steps and init_params is None:
     params = supervised_warmup(cfg, recipe, params, axes, mesh, writer, cfg.seed)
 
   # State: policy (+ frozen reference = the post-warm-up model), sharded by logical axes.
@@ -204,7 +213,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   ckpt.close()
   writer.close()
   task.close()
-  return last_eval
+  return RunResult(eval=last_eval, params=state.roles["policy"].params)
 
 
 def _evaluate(recipe, state, problems, writer, step: int) -> dict:

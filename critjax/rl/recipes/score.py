@@ -72,20 +72,27 @@ class MultiTurn(Recipe):
   def instruction_budget(self) -> int:
     return len(self.instruction_ids())
 
-  def attempts(self, sampler, params, problems, rng, num_samples: int):
-    """Rolls out K attempts for every row; returns the rollout and (N, K) correctness."""
+  def run_turns(self, sampler, params, problems, rng, num_samples: int, chunks: list):
+    """Generates len(chunks) turns per row; chunks[k] (token ids or None) is appended before turn k.
+
+    Returns the rollout and the decoded text of every turn, [K][N]."""
     import jax
     ro = self.start(params, problems, num_samples)
-    instr = self.instruction_ids()
     n = len(problems) * num_samples
-    chunk, lens = np.tile(instr, (n, 1)), np.full((n,), len(instr), np.int32)
-    keys = jax.random.split(rng, self.turns)
+    keys = jax.random.split(rng, len(chunks))
     texts = []
-    for k in range(self.turns):
-      if k:
-        ro = sampler.append(params, ro, chunk, lens)
+    for k, chunk in enumerate(chunks):
+      if chunk:
+        ro = sampler.append(params, ro, np.tile(chunk, (n, 1)), np.full((n,), len(chunk), np.int32))
       ro = sampler.decode(params, ro, keys[k], segment_id=k)
       texts.append(episodes.turn_texts(self.tokenizer, ro, k))
+    return ro, texts
+
+  def attempts(self, sampler, params, problems, rng, num_samples: int, turns: Optional[int] = None):
+    """K attempts separated by the correction instruction: rollout, (N, K) correctness, texts [K][N]."""
+    instr = self.instruction_ids()
+    k = self.turns if turns is None else turns
+    ro, texts = self.run_turns(sampler, params, problems, rng, num_samples, [None] + [instr] * (k - 1))
     rep = [p for p in problems for _ in range(num_samples)]
     correct = np.stack([self.task.score(rep, t) for t in texts], axis=1)     # (N, K)
     return ro, correct, texts

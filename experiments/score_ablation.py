@@ -1,0 +1,30 @@
+"""SCoRe's comparison and ablation table at toy scale, over seeds (critjax.train.correction_sweep).
+
+  python -m experiments.score_ablation --workdir=workdirs/score_ablation --seeds=0,1,2
+
+Writes results.json, table.md (mean ± standard error over seeds) and ablation.png.
+"""
+from absl import app, flags
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/score_ablation", "output directory")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds")
+_CONFIG = flags.DEFINE_string("config", "configs/score.py:tiny", "base SCoRe config")
+_METHODS = flags.DEFINE_list("methods", None, "subset of methods (default: all)")
+_STEPS = flags.DEFINE_integer("steps", None, "override train.steps for every trained method")
+
+
+def main(argv):
+  del argv
+  from critjax.train import correction_sweep
+  from experiments.config_loading import load_config
+  base = load_config(_CONFIG.value)
+  if _STEPS.value is not None:
+    base.train.steps = _STEPS.value
+  out = correction_sweep.run(base, _WORKDIR.value, [int(s) for s in _SEEDS.value],
+                             _METHODS.value or correction_sweep.METHODS)
+  print("\n" + out["table"])
+  print(f"\n{len(_SEEDS.value)} seeds, {out['seconds']:.0f} s; results in {_WORKDIR.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
