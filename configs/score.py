@@ -18,7 +18,9 @@ def get_config(arg: str = "tiny"):
   c.name = "score"
   c.recipe = "score"
   c.rl.advantage = "reinforce"            # the paper's estimator: REINFORCE + KL to a fixed reference
-  c.rl.loss.kl_estimator = "k1"            # KL(pi || pi_ref) at sampled tokens, as a loss term
+  # KL(pi || pi_ref) as a loss term: k2's gradient is the unbiased gradient of that KL on on-policy
+  # samples (k1's is zero-mean noise; see critjax/rl/kl.py). beta is per token (beta2 on turn 1 in Stage I).
+  c.rl.loss.kl_estimator = "k2"
   c.recipe_args.update(dict(template="toy" if arg == "tiny" else "math", attempts=2, alpha=10.0,
                             beta1=0.01, beta2=0.1, stage1_steps=None, shaping=True))
   if arg == "tiny":

@@ -5,6 +5,14 @@ With d = log pi_ref - log pi_theta (ALGORITHMS.md Sec. 0):
   k1 = -d               unbiased, high variance, can be negative
   k2 = d^2 / 2          biased, low variance
   k3 = exp(d) - d - 1   unbiased, >= 0; GRPO's estimator (DeepSeekMath eq. 4), verl "low_var_kl"
+
+Used as a LOSS term on on-policy samples, what matters is the gradient, not the value:
+  grad k1 = grad log pi                    expectation 0: no pull toward the reference, only noise
+                                           (an unlikelihood push on the model's own samples);
+  grad k2 = (log pi - log pi_ref) grad log pi   the unbiased gradient of KL(pi || pi_ref);
+  grad k3 = (1 - pi_ref / pi) grad log pi       the gradient of KL(pi_ref || pi) in expectation.
+So a "KL penalty to a fixed reference" in the loss uses k2 (or k3, as GRPO); k1 belongs in the
+reward (PPO-RLHF / Critique-RL placement), where it is multiplied into the advantage.
 """
 from __future__ import annotations
 

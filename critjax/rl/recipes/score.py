@@ -119,7 +119,8 @@ class MultiTurn(Recipe):
       tokens[i, :len(ids)] = ids
       for a, b in spans:
         mask[i, a:b] = 1.0
-    return {"tokens": tokens, "mask": mask}
+    length = episodes.bucket(int(np.max(np.nonzero(mask.any(0))[0])) + 1, cap)   # trim the shared padding
+    return {"tokens": tokens[:, :length], "mask": mask[:, :length]}
 
   def evaluate(self, params, problems) -> dict:
     _, correct, texts = self.attempts(self.greedy_sampler, params, problems, self.eval_rng, 1)
