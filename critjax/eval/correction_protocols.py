@@ -13,6 +13,7 @@ import numpy as np
 from critjax.data.templates import get_template
 from critjax.eval.self_correction import self_correction_metrics
 from critjax.eval.voting import compute_matched_accuracy
+from critjax.sampling.sampler import Sampler
 
 
 def self_refine(recipe, params, problems, template_name: str = "self_refine_toy") -> dict:
@@ -20,7 +21,10 @@ def self_refine(recipe, params, problems, template_name: str = "self_refine_toy"
   tpl = get_template(template_name)
   tok = recipe.tokenizer
   chunks = [None, tok.encode(tpl.critique_prompt()), tok.encode(tpl.refine_prompt())]
-  _, texts = recipe.run_turns(recipe.greedy_sampler, params, problems, recipe.eval_rng, 1, chunks)
+  r = recipe.cfg.rollout
+  sampler = Sampler(recipe.model_cfg, recipe.greedy_sampler.scfg,   # three generated turns to fit
+                    r.max_prompt_len + 3 * r.max_new_tokens + sum(len(c) for c in chunks[1:]))
+  _, texts = recipe.run_turns(sampler, params, problems, recipe.eval_rng, 1, chunks)
   correct = np.stack([recipe.task.score(problems, texts[0]), recipe.task.score(problems, texts[2])], axis=1)
   return self_correction_metrics(correct > 0, [[a, b] for a, b in zip(texts[0], texts[2])])
 

@@ -129,7 +129,10 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   sh.log_mesh(mesh)
 
   # Model: random init (or imported), warm-up only on a fresh run: a checkpoint already holds it.
-  params, axes = init_model(cfg, mesh) if init_params is None else (init_params, decoder.logical_axes(cfg.model))
+  if init_params is None:
+    params, axes = init_model(cfg, mesh)
+  else:  # a copy: the update donates the policy's buffers and the caller keeps its own
+    params, axes = jax.tree.map(jnp.copy, init_params), decoder.logical_axes(cfg.model)
   fresh = ckpt.latest_step() is None
   if fresh and cfg.warmup.steps and init_params is None:
     params = supervised_warmup(cfg, recipe, params, axes, mesh, writer, cfg.seed)

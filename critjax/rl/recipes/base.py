@@ -49,8 +49,9 @@ class Recipe:
 
   # --- configuration -----------------------------------------------------------------------------
   def check_args(self, args: dict):
-    if args:
-      raise ValueError(f"recipe {self.cfg.recipe!r} takes no recipe_args, got {sorted(args)}")
+    extra = sorted(set(args) - {"template"})
+    if extra:
+      raise ValueError(f"recipe {self.cfg.recipe!r} takes only recipe_args.template, got {extra}")
 
   def capacity(self) -> int:
     r = self.cfg.rollout
@@ -72,10 +73,11 @@ class Recipe:
   def prompt_texts(self, problems: Sequence[Problem]) -> list[str]:
     return [self.template.first_prompt(p.problem) for p in problems]
 
-  def start(self, params, problems: Sequence[Problem], num_samples: int):
+  def start(self, params, problems: Sequence[Problem], num_samples: int, sampler: Optional[Sampler] = None):
+    """Prefill the prompts of `problems` (with `sampler`'s capacity; default the training sampler)."""
     ids, lens = episodes.encode_prompts(self.tokenizer, self.prompt_texts(problems), self.cfg.rollout.max_prompt_len,
                                         [p.id for p in problems])
-    return self.sampler.start(params, ids, lens, num_samples=num_samples)
+    return (sampler or self.sampler).start(params, ids, lens, num_samples=num_samples)
 
   def collect(self, params, problems: Sequence[Problem], rng) -> Collected:
     raise NotImplementedError

@@ -77,7 +77,7 @@ class MultiTurn(Recipe):
 
     Returns the rollout and the decoded text of every turn, [K][N]."""
     import jax
-    ro = self.start(params, problems, num_samples)
+    ro = self.start(params, problems, num_samples, sampler)
     n = len(problems) * num_samples
     keys = jax.random.split(rng, len(chunks))
     texts = []
