@@ -108,9 +108,9 @@ def batch_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
 
 
 def cache_shardings(cache, mesh: Mesh):
-  """KV cache (B, S, K, E) per layer: batch over (data, fsdp), kv heads over tensor where divisible."""
+  """KV cache (B, K, S, E) per layer: batch over (data, fsdp), kv heads over tensor where divisible."""
   return jax.tree.map(lambda x: NamedSharding(
-      mesh, logical_spec(("batch", "length", "kv_heads", "head_dim"), x.shape, mesh)), cache)
+      mesh, logical_spec(("batch", "kv_heads", "length", "head_dim"), x.shape, mesh)), cache)
 
 
 def shard_batch(tree, mesh: Mesh):

@@ -37,27 +37,40 @@ def attention_mask(q_pos_bt, kv_len_b, s: int, window: Optional[int]):
 
 
 def xla_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, scale: float,
-                  softcap: Optional[float] = None, window: Optional[int] = None):
-  """Plain einsum attention, GQA without repeating K/V. Softmax in float32."""
+                  softcap: Optional[float] = None, window: Optional[int] = None, kv_layout: str = "bskd"):
+  """Plain einsum attention, GQA without repeating K/V. Softmax in float32.
+
+  kv_layout 'bksd': K/V arrive kv-head-major (B, K, S, D), the KV cache's layout. The dots batch
+  over (b, k), so with (B, S, K, D) XLA transposes the whole cache into that order at every decode
+  step (two full copies of K and V per layer per token); kv-head-major storage needs none."""
   b, t, h, d = q_bthd.shape
-  k = k_bskd.shape[2]
+  hm = kv_layout == "bksd"
+  k = k_bskd.shape[1] if hm else k_bskd.shape[2]
+  kv = "bksd" if hm else "bskd"
   q = q_bthd.reshape(b, t, k, h // k, d)                      # (B, T, K, G, D)
-  scores = jnp.einsum("btkgd,bskd->bkgts", q, k_bskd, preferred_element_type=jnp.float32) * scale
+  scores = jnp.einsum(f"btkgd,{kv}->bkgts", q, k_bskd, preferred_element_type=jnp.float32) * scale
   if softcap is not None:
     scores = jnp.tanh(scores / softcap) * softcap
-  mask = attention_mask(q_pos_bt, kv_len_b, k_bskd.shape[1], window)
+  mask = attention_mask(q_pos_bt, kv_len_b, k_bskd.shape[2 if hm else 1], window)
   scores = jnp.where(mask, scores, -1e30)
   probs = jax.nn.softmax(scores, axis=-1)
   # A query with no visible key (only padding rows) gets zeros rather than a uniform average.
   probs = jnp.where(mask, probs, 0.0).astype(v_bskd.dtype)
-  out = jnp.einsum("bkgts,bskd->btkgd", probs, v_bskd)
+  out = jnp.einsum(f"bkgts,{kv}->btkgd", probs, v_bskd)
   return out.reshape(b, t, h, d)
 
 
 def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: float,
-           softcap: Optional[float] = None, window: Optional[int] = None):
+           softcap: Optional[float] = None, window: Optional[int] = None, kv_layout: str = "bskd"):
   """Dispatch on `impl` ('xla' | 'pallas' | 'cudnn'); falls back to 'xla' with a one-line warning
-  where the chosen path cannot express the request, never silently giving a different result."""
+  where the chosen path cannot express the request, never silently giving a different result.
+
+  kv_layout: 'bskd' (B, S, K, D) or 'bksd' (kv-head-major, the KV cache's layout). The Pallas and
+  cuDNN paths take (B, S, K, D) and get a transposed copy of a 'bksd' cache."""
+  if kv_layout not in ("bskd", "bksd"):
+    raise ValueError(f"attention kv_layout={kv_layout!r}; expected 'bskd' or 'bksd'")
+  if impl != "xla" and kv_layout == "bksd":
+    k_bskd, v_bskd, kv_layout = jnp.swapaxes(k_bskd, 1, 2), jnp.swapaxes(v_bskd, 1, 2), "bskd"
   if impl == "pallas":
     try:
       from critjax.models import pallas_attention
@@ -78,7 +91,7 @@ def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: floa
     else:
       return _cudnn_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale)
   return xla_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale,
-                       softcap=softcap, window=window)
+                       softcap=softcap, window=window, kv_layout=kv_layout)
 
 
 def _cudnn_attention(q, k, v, q_pos_bt, kv_len_b, *, scale):

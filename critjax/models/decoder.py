@@ -25,7 +25,7 @@ from jax import lax
 from critjax.models.attention import attend
 from critjax.models.config import ModelConfig
 
-Cache = dict  # {'k': [ (B, S, K, E) ] * L, 'v': [ (B, S, K, E) ] * L}
+Cache = dict  # {'k': [ (B, K, S, E) ] * L, 'v': [ (B, K, S, E) ] * L}, kv-head-major
 
 
 def _dtype(name: str):
@@ -124,17 +124,20 @@ class Attention(nn.Module):
     kk = apply_rope(kk, pos_bt, inv_freq)
 
     if cache_kv is None:
-      keys, values = kk, v
+      keys, values, layout = kk, v, "bskd"
     else:  # write this chunk at each row's own offset, then attend over the whole cache
-      write = jax.vmap(lambda c, n, s: lax.dynamic_update_slice(c, n.astype(c.dtype), (s, 0, 0)))
+      # The cache is kv-head-major (B, K, S, E): the layout the attention dots read without a copy.
+      write = jax.vmap(lambda c, n, s: lax.dynamic_update_slice(c, jnp.swapaxes(n, 0, 1).astype(c.dtype),
+                                                                (0, s, 0)))
       keys = write(cache_kv["k"], kk, start_b)
       values = write(cache_kv["v"], v, start_b)
       cache_kv = {"k": keys, "v": values}
-      keys, values = keys.astype(dt), values.astype(dt)
+      keys, values, layout = keys.astype(dt), values.astype(dt), "bksd"
 
     scale = (cfg.query_pre_attn_scalar or e) ** -0.5
     out = attend(q, keys, values, pos_bt, kv_len_b, impl=cfg.attention_impl, scale=scale,
-                 softcap=cfg.attn_logit_softcap, window=cfg.sliding_window if local else None)
+                 softcap=cfg.attn_logit_softcap, window=cfg.sliding_window if local else None,
+                 kv_layout=layout)
     y = jnp.einsum("bthe,hed->btd", out, wo.astype(dt))
     return y, cache_kv
 
@@ -229,9 +232,9 @@ class Decoder(nn.Module):
 
 
 def init_cache(cfg: ModelConfig, batch: int, length: int, dtype=None) -> Cache:
-  """Zeroed KV cache: per layer (B, S, K, E) keys and values."""
+  """Zeroed KV cache: per layer (B, K, S, E) keys and values (kv-head-major, see attention.py)."""
   dtype = dtype or _dtype(cfg.dtype)
-  shape = (batch, length, cfg.n_kv_heads, cfg.head_dim)
+  shape = (batch, cfg.n_kv_heads, length, cfg.head_dim)
   return {"k": [jnp.zeros(shape, dtype) for _ in range(cfg.n_layers)],
           "v": [jnp.zeros(shape, dtype) for _ in range(cfg.n_layers)]}
 

@@ -1,6 +1,6 @@
 """KV-cache sampler for multi-turn episodes: prefill once, share across the group, decode in place.
 
-Dimension key: B rows (prompts x samples), P prompt length, C appended chunk length,
+Dimension key: B rows (prompts x samples), P prompt length, C appended chunk length, K kv heads,
 S capacity (cache length), V vocab.
 
 An episode is one growing row of tokens. `Rollout` holds it together with its KV cache:
@@ -38,7 +38,7 @@ class Rollout:
   length: jax.Array        # (B,) int32 tokens written so far
   truncated: jax.Array     # (B,) bool: the last decoded turn ended without EOS
   last_logits: jax.Array   # (B, V) float32 logits for the next token
-  cache: Any               # KV cache, per layer (B, S, K, E)
+  cache: Any               # KV cache, per layer (B, K, S, E)
 
   @property
   def capacity(self) -> int:
