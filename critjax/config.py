@@ -33,6 +33,7 @@ class TokenizerConfig:
   path: Optional[str] = None        # .model or tokenizer.json / HF directory
   vocab_size: int = 48              # train_spm only
   corpus_size: int = 20_000
+  chat_template: bool = False       # render episodes with the model's chat template (tokenizer_config.json in path)
 
   def __post_init__(self):
     if self.kind not in ("train_spm", "spm", "hf"):
@@ -122,10 +123,11 @@ class ExperimentConfig:
   train: TrainConfig = TrainConfig()
   recipe_args: dict = dataclasses.field(default_factory=dict)  # recipe-specific, checked by the recipe
 
-  def sampling(self, eos_id: int, pad_id: int, greedy: bool = False) -> SamplingConfig:
+  def sampling(self, eos_id: int, pad_id: int, greedy: bool = False, extra_stop_ids=()) -> SamplingConfig:
     r = self.rollout
     return SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=0.0 if greedy else r.temperature,
-                          top_k=r.top_k, top_p=r.top_p, eos_id=eos_id, pad_id=pad_id)
+                          top_k=r.top_k, top_p=r.top_p, eos_id=eos_id, pad_id=pad_id,
+                          extra_stop_ids=tuple(extra_stop_ids))
 
   def to_json(self) -> str:
     return json.dumps(to_dict(self), indent=2, sort_keys=True)

@@ -19,8 +19,7 @@ from critjax.sampling.sampler import Sampler
 def self_refine(recipe, params, problems, template_name: str = "self_refine_toy") -> dict:
   """Greedy attempt -> feedback -> refinement; metrics in the SCoRe table's shape."""
   tpl = get_template(template_name)
-  tok = recipe.tokenizer
-  chunks = [None, tok.encode(tpl.critique_prompt()), tok.encode(tpl.refine_prompt())]
+  chunks = [None, recipe.context_ids(tpl.critique_prompt()), recipe.context_ids(tpl.refine_prompt())]
   r = recipe.cfg.rollout
   sampler = Sampler(recipe.model_cfg, recipe.greedy_sampler.scfg,   # three generated turns to fit
                     r.max_prompt_len + 3 * r.max_new_tokens + sum(len(c) for c in chunks[1:]))

@@ -17,24 +17,17 @@ from critjax.sampling.sampler import Rollout
 LENGTH_BUCKET = 16  # batches are trimmed to a multiple of this, so few distinct shapes get compiled
 
 
-def encode_prompts(tokenizer, texts: Sequence[str], max_len: int, ids: Optional[Sequence[str]] = None):
-  """Right-padded (B, max_len) int32 prompt ids and (B,) lengths; raises naming an over-long prompt."""
-  rows = [tokenizer.encode(t) for t in texts]
+def encode_prompts(encode, texts: Sequence[str], max_len: int, ids: Optional[Sequence[str]] = None, *,
+                   pad_id: int = 0):
+  """Right-padded (B, max_len) int32 prompt ids and (B,) lengths; raises naming an over-long prompt.
+
+  `encode`: text -> ids (a tokenizer's encode, or a recipe's chat-template rendering)."""
+  rows = [encode(t) for t in texts]
   for i, r in enumerate(rows):
     if len(r) > max_len or not r:
       name = ids[i] if ids is not None else i
       raise ValueError(f"prompt of problem {name} has {len(r)} tokens; rollout.max_prompt_len is {max_len}")
-  out = np.full((len(rows), max_len), tokenizer.pad_id, np.int32)
-  for i, r in enumerate(rows):
-    out[i, :len(r)] = r
-  return out, np.array([len(r) for r in rows], np.int32)
-
-
-def encode_chunks(tokenizer, texts: Sequence[str]):
-  """Context chunks appended mid-episode (instructions, critiques): (B, C) ids and (B,) lengths."""
-  rows = [tokenizer.encode(t) for t in texts]
-  c = max(1, max(len(r) for r in rows))
-  out = np.full((len(rows), c), tokenizer.pad_id, np.int32)
+  out = np.full((len(rows), max_len), pad_id, np.int32)
   for i, r in enumerate(rows):
     out[i, :len(r)] = r
   return out, np.array([len(r) for r in rows], np.int32)
@@ -46,7 +39,7 @@ def turn_texts(tokenizer, ro: Rollout, turn: int) -> list[str]:
   out = []
   for i in range(tokens.shape[0]):
     ids = tokens[i][segment[i] == turn]
-    out.append(tokenizer.decode([int(t) for t in ids if t != tokenizer.eos_id]))
+    out.append(tokenizer.decode([int(t) for t in ids if t != tokenizer.eos_id], skip_special_tokens=True))
   return out
 
 

@@ -108,7 +108,10 @@ def decode(params, ro: Rollout, rng, *, cfg: ModelConfig, scfg: SamplingConfig, 
     logits, cache = decoder.forward(params, tok[:, None], cfg, cache=ro.cache, start_b=ro.length)
     ro = ro.replace(cache=cache, length=ro.length + live.astype(jnp.int32),
                     last_logits=jnp.where(live[:, None], logits[:, 0], ro.last_logits))
-    return i + 1, ro, done | (tok == scfg.eos_id), rng
+    stop = tok == scfg.eos_id
+    for extra in scfg.extra_stop_ids:
+      stop |= tok == extra
+    return i + 1, ro, done | stop, rng
 
   _, ro, done, _ = lax.while_loop(cond, body, (jnp.int32(0), ro, done0, rng))
   return ro.replace(truncated=~done)

@@ -19,6 +19,7 @@ class SamplingConfig:
   top_p: float = 1.0           # 1 = off
   eos_id: int = 1
   pad_id: int = 0
+  extra_stop_ids: tuple = ()   # more ids that end a turn (chat end-of-turn markers)
 
   def __post_init__(self):
     if self.max_new_tokens < 1:

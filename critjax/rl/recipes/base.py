@@ -41,10 +41,18 @@ class Recipe:
     self.cfg, self.task, self.tokenizer, self.template = cfg, task, tokenizer, template
     self.model_cfg = model_cfg
     self.phase = Phase("rl", cfg.train.steps)
+    self.chat = None
+    stops: tuple = ()
+    if cfg.tokenizer.chat_template:  # episodes rendered as chat turns of the model's own template
+      from critjax.data.chat import ChatTemplate
+      from critjax.data.tokenizers import stop_ids
+      self.chat = ChatTemplate.from_tokenizer_config(cfg.tokenizer.path)
+      stops = tuple(i for i in stop_ids(tokenizer) if i != tokenizer.eos_id)
     self.check_args(cfg.recipe_args)
     cap = self.capacity()
-    self.sampler = Sampler(model_cfg, cfg.sampling(tokenizer.eos_id, tokenizer.pad_id), cap)
-    self.greedy_sampler = Sampler(model_cfg, cfg.sampling(tokenizer.eos_id, tokenizer.pad_id, greedy=True), cap)
+    eos, pad = tokenizer.eos_id, tokenizer.pad_id if tokenizer.pad_id is not None else tokenizer.eos_id
+    self.sampler = Sampler(model_cfg, cfg.sampling(eos, pad, extra_stop_ids=stops), cap)
+    self.greedy_sampler = Sampler(model_cfg, cfg.sampling(eos, pad, greedy=True, extra_stop_ids=stops), cap)
     self.eval_rng = jax.random.PRNGKey(0)  # unused by greedy decoding; fixed for reproducibility
 
   # --- configuration -----------------------------------------------------------------------------
@@ -73,10 +81,29 @@ class Recipe:
   def prompt_texts(self, problems: Sequence[Problem]) -> list[str]:
     return [self.template.first_prompt(p.problem) for p in problems]
 
+  def encode_prompt(self, text: str) -> list[int]:
+    """Token ids of a first-turn prompt; with a chat template, the user turn plus the generation prompt."""
+    if self.chat is None:
+      return self.tokenizer.encode(text)
+    from critjax.data.chat import tokenize_chat
+    return tokenize_chat(self.tokenizer, self.chat, [{"role": "user", "content": text}],
+                         add_generation_prompt=True).ids.tolist()
+
+  def context_ids(self, text: str) -> list[int]:
+    """Ids appended between generated turns: with a chat template, the end of the assistant turn,
+    a user turn holding `text` and the next generation prompt (the template's own glue)."""
+    if self.chat is None:
+      return self.tokenizer.encode(text)
+    from critjax.data.chat import tokenize_chat
+    msgs = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}, {"role": "user", "content": text}]
+    toks = tokenize_chat(self.tokenizer, self.chat, msgs, add_generation_prompt=True)
+    last_generated = int(np.nonzero(toks.assistant_turn == 0)[0][-1])   # the turn's stop token
+    return toks.ids[last_generated + 1:].tolist()
+
   def start(self, params, problems: Sequence[Problem], num_samples: int, sampler: Optional[Sampler] = None):
     """Prefill the prompts of `problems` (with `sampler`'s capacity; default the training sampler)."""
-    ids, lens = episodes.encode_prompts(self.tokenizer, self.prompt_texts(problems), self.cfg.rollout.max_prompt_len,
-                                        [p.id for p in problems])
+    ids, lens = episodes.encode_prompts(self.encode_prompt, self.prompt_texts(problems), self.cfg.rollout.max_prompt_len,
+                                        [p.id for p in problems], pad_id=self.sampler.scfg.pad_id)
     return (sampler or self.sampler).start(params, ids, lens, num_samples=num_samples)
 
   def collect(self, params, problems: Sequence[Problem], rng) -> Collected:

@@ -64,7 +64,7 @@ class MultiTurn(Recipe):
     self.turns = self.args.attempts
 
   def instruction_ids(self) -> list[int]:
-    ids = self.tokenizer.encode(self.template.correction_prompt())
+    ids = self.context_ids(self.template.correction_prompt())
     if not ids:
       raise ValueError(f"template {self.template.name!r}: the correction instruction encodes to no tokens")
     return ids
