@@ -63,6 +63,13 @@ class WarmupConfig:
   batch_size: int = 32
   learning_rate: float = 1e-3
   checkpoint: Optional[str] = None  # HF model directory to start from instead of random init
+  # Multi-turn recipes: fraction of warm-up episodes whose first attempt is a task-made flawed
+  # solution and whose second attempt is correct (correction demonstrations on synthetic errors).
+  correction_fraction: float = 0.0
+
+  def __post_init__(self):
+    if not 0.0 <= self.correction_fraction <= 1.0:
+      raise ValueError(f"warmup.correction_fraction must be in [0, 1], got {self.correction_fraction}")
 
 
 @dataclasses.dataclass(frozen=True)

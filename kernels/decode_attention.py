@@ -14,6 +14,10 @@ round-robin: split p handles tiles lo + p, lo + p + P, ... of the row's visible 
 so however long the row is, its work spreads evenly over all P programs, and tiles past kv_len
 (or before the sliding window) are never loaded. Each split writes its unnormalised output,
 running max and denominator; `_combine` merges the P partial softmaxes in float32.
+
+The cache is read where it lies: kv_layout 'bksd' (B, K, S, D), the decoder's kv-head-major cache,
+makes each program's keys one contiguous (S, D) slab; 'bskd' (B, S, K, D) is also accepted (rows
+of D strided by K * D). Neither is copied or transposed before the kernel (see `kernels.layout`).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from kernels import backend
+from kernels import backend, layout
 from kernels.masking import (NEG_INF, AttnParams, div, kv_block_range, pad_axis, pick_block,
                              round_up, scores, visible)
 
@@ -88,28 +92,32 @@ def _num_splits(b: int, kh: int, n_kv_blocks: int, splits: Optional[int]) -> int
 
 
 @functools.partial(jax.jit, static_argnames=("scale", "causal", "softcap", "window", "block_k",
-                                             "splits", "interpret"))
-def decode_attention(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, scale: float,
+                                             "splits", "interpret", "kv_layout"))
+def decode_attention(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
                      causal: bool = True, softcap: Optional[float] = None,
                      window: Optional[int] = None, block_k: Optional[int] = None,
-                     splits: Optional[int] = None, interpret: Optional[bool] = None):
-  """q (B, T, H, D) at positions q_offset[b] + t against the cache k, v (B, S, K, D), of which
-  the first kv_len[b] (clamped to S) positions are written -> (B, T, H, D) in q's dtype.
+                     splits: Optional[int] = None, interpret: Optional[bool] = None,
+                     kv_layout: str = "bksd"):
+  """q (B, T, H, D) at positions q_offset[b] + t against the cache k, v, of which the first
+  kv_len[b] (clamped to S) positions are written -> (B, T, H, D) in q's dtype. k, v are
+  (B, K, S, D) for kv_layout 'bksd' (the default: the decoder's cache layout) or (B, S, K, D)
+  for 'bskd'.
 
   Same contract as `flash_attention`, for small T; forward only (sampling needs no gradient).
   """
   from kernels.flash_attention import _check_shapes
-  shapes = _check_shapes(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b)
+  shapes = _check_shapes(q_bthd, k, v, q_offset_b, kv_len_b, kv_layout)
   interpret = backend.resolve_interpret(interpret)
   b, t, h, d = q_bthd.shape
-  s, kh = k_bskd.shape[1], k_bskd.shape[2]
+  s, kh = layout.seq_heads(k.shape, kv_layout)
   g = h // kh
   backend.check_head_dim(d, interpret, shapes)
   cfg = backend.default_blocks("decode", d, interpret)
   # A tile size dividing S avoids copying the cache to pad it (keep S a multiple of 16).
   bk = pick_block(s, block_k or cfg["block_k"])
   sp = round_up(s, bk)
-  k, v = pad_axis(k_bskd, 1, sp), pad_axis(v_bskd, 1, sp)
+  ax = layout.seq_axis(kv_layout)
+  k, v = pad_axis(k, ax, sp), pad_axis(v, ax, sp)
   n_kv_blocks = sp // bk
   n_splits = _num_splits(b, kh, n_kv_blocks, splits or cfg["splits"])
   rows = max(MIN_ROWS, pl.next_power_of_2(t * g))
@@ -119,6 +127,7 @@ def decode_attention(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, scale: flo
   kernel = functools.partial(_decode_kernel, p=p, group=g, t=t, block_k=bk,
                              n_kv_blocks=n_kv_blocks, splits=n_splits)
   scalar = pl.BlockSpec((None,), lambda i, b_, h_: (b_,))
+  cache = layout.tile_spec(kv_layout, sp, d, lambda i, b_, h_: (b_, h_, 0))   # (S, D) of one head
   part = lambda *tail: pl.BlockSpec((None, None, None) + tail,
                                     lambda i, b_, h_: (b_, h_, i) + (0,) * len(tail))
   acc, m, l = pl.pallas_call(
@@ -126,8 +135,7 @@ def decode_attention(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, scale: flo
       grid=(n_splits, b, kh),
       in_specs=[scalar, scalar,
                 pl.BlockSpec((None, None, rows, d), lambda i, b_, h_: (b_, h_, 0, 0)),
-                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, h_, 0)),
-                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, h_, 0))],
+                cache, cache],
       out_specs=[part(rows, d), part(rows), part(rows)],
       out_shape=[jax.ShapeDtypeStruct((b, kh, n_splits, rows, d), jnp.float32),
                  jax.ShapeDtypeStruct((b, kh, n_splits, rows), jnp.float32),

@@ -8,6 +8,8 @@ Mask (see `kernels.masking`): query t of row b sits at absolute position q_offse
 key s iff s < kv_len[b], s <= position (causal) and position - s < window. With q_offset = 0 and
 kv_len = T this is plain causal training attention (right padding needs no mask); with the whole
 KV cache as k/v, q_offset = start and kv_len = start + T it is prefill of a continuation chunk.
+K/V come as (B, S, K, D) ('bskd', training) or kv-head-major (B, K, S, D) ('bksd', the cache's
+layout, read in place; see `kernels.layout`); dK/dV come back in the layout K/V came in.
 
 Grouped-query attention reads the kv head h // G from the one K/V array (never repeated in
 memory). The forward runs one program per (query tile, b, h) and loops over the key tiles that
@@ -26,7 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from kernels import backend
+from kernels import backend, layout
 from kernels.masking import (NEG_INF, AttnParams, div, full_block_range, kv_block_range, pad_axis,
                              pick_block, round_up, scores, softcap_grad, visible)
 
@@ -155,18 +157,18 @@ def _scalar_spec():
 
 def _forward(q, k, v, q_offset, kv_len, p: AttnParams, cfg: tuple):
   """Padded forward: -> (out (B, Tp, H, D), lse (B, H, Tp) float32)."""
-  block_q, block_k, num_warps, num_stages, interpret = cfg
+  block_q, block_k, num_warps, num_stages, interpret, kv_layout = cfg
   b, tp, h, d = q.shape
-  sp, kh = k.shape[1], k.shape[2]
+  sp, kh = layout.seq_heads(k.shape, kv_layout)
   g = h // kh
+  kv_all = layout.tile_spec(kv_layout, sp, d, lambda i, b_, h_: (b_, lax.div(h_, g), 0))
   kernel = functools.partial(_fwd_kernel, p=p, block_k=block_k, n_kv_blocks=sp // block_k)
   return pl.pallas_call(
       kernel,
       grid=(tp // block_q, b, h),  # query tiles innermost-fastest: programs of one head share K/V in L2
       in_specs=[_scalar_spec(), _scalar_spec(),
                 pl.BlockSpec((None, block_q, None, d), lambda i, b_, h_: (b_, i, h_, 0)),
-                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, lax.div(h_, g), 0)),
-                pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, lax.div(h_, g), 0))],
+                kv_all, kv_all],
       out_specs=[pl.BlockSpec((None, block_q, None, d), lambda i, b_, h_: (b_, i, h_, 0)),
                  pl.BlockSpec((None, None, block_q), lambda i, b_, h_: (b_, h_, i))],
       out_shape=[jax.ShapeDtypeStruct((b, tp, h, d), q.dtype),
@@ -177,16 +179,16 @@ def _forward(q, k, v, q_offset, kv_len, p: AttnParams, cfg: tuple):
 
 
 def _backward(q, k, v, q_offset, kv_len, o, lse, do, p: AttnParams, cfg: tuple):
-  """Padded backward -> (dq (B, Tp, H, D), dk, dv (B, Sp, K, D))."""
-  block_q, block_k, num_warps, num_stages, interpret = cfg
+  """Padded backward -> (dq (B, Tp, H, D), dk, dv in k's layout, padded to Sp)."""
+  block_q, block_k, num_warps, num_stages, interpret, kv_layout = cfg
   b, tp, h, d = q.shape
-  sp, kh = k.shape[1], k.shape[2]
+  sp, kh = layout.seq_heads(k.shape, kv_layout)
   g = h // kh
   # delta_t = rowsum(dO * O) (FlashAttention-2 Alg. 2 line 4): elementwise, left to XLA.
   delta = jnp.einsum("bthd,bthd->bht", do.astype(jnp.float32), o.astype(jnp.float32))
   cparams = backend.compiler_params(interpret, num_warps=num_warps, num_stages=num_stages)
   q_tile = pl.BlockSpec((None, block_q, None, d), lambda i, b_, h_: (b_, i, h_, 0))
-  kv_all = pl.BlockSpec((None, sp, None, d), lambda i, b_, h_: (b_, 0, lax.div(h_, g), 0))
+  kv_all = layout.tile_spec(kv_layout, sp, d, lambda i, b_, h_: (b_, lax.div(h_, g), 0))
   row_tile = pl.BlockSpec((None, None, block_q), lambda i, b_, h_: (b_, h_, i))
   dq = pl.pallas_call(
       functools.partial(_dq_kernel, p=p, block_k=block_k, n_kv_blocks=sp // block_k),
@@ -198,7 +200,7 @@ def _backward(q, k, v, q_offset, kv_len, o, lse, do, p: AttnParams, cfg: tuple):
   )(q_offset, kv_len, q, k, v, do, lse, delta)
 
   q_group = pl.BlockSpec((None, tp, g, d), lambda j, b_, kh_: (b_, 0, kh_, 0))
-  kv_tile = pl.BlockSpec((None, block_k, None, d), lambda j, b_, kh_: (b_, j, kh_, 0))
+  kv_tile = layout.tile_spec(kv_layout, block_k, d, lambda j, b_, kh_: (b_, kh_, j))
   row_group = pl.BlockSpec((None, g, tp), lambda j, b_, kh_: (b_, kh_, 0))
   dk, dv = pl.pallas_call(
       functools.partial(_dkv_kernel, p=p, block_q=block_q, n_q_blocks=tp // block_q, group=g),
@@ -233,35 +235,41 @@ def _flash_bwd(p, cfg, bwd_cfg, res, do):
 _flash.defvjp(_flash_fwd, _flash_bwd)
 
 
-def _check_shapes(q, k, v, q_offset, kv_len):
-  shapes = f"q {q.shape}, k {k.shape}, v {v.shape}, q_offset {q_offset.shape}, kv_len {kv_len.shape}"
+def _check_shapes(q, k, v, q_offset, kv_len, kv_layout: str = "bskd"):
+  shapes = (f"q {q.shape}, k {k.shape}, v {v.shape}, q_offset {q_offset.shape}, "
+            f"kv_len {kv_len.shape}, kv_layout {kv_layout!r}")
+  layout.check(kv_layout, f"({shapes})")
+  kv_dims = "(B, S, K, D)" if kv_layout == "bskd" else "(B, K, S, D)"
   if q.ndim != 4 or k.ndim != 4 or k.shape != v.shape:
-    raise ValueError(f"expected q (B, T, H, D) and k, v (B, S, K, D); got {shapes}")
+    raise ValueError(f"expected q (B, T, H, D) and k, v {kv_dims}; got {shapes}")
   b, t, h, d = q.shape
+  kh = layout.seq_heads(k.shape, kv_layout)[1]
   if k.shape[0] != b or k.shape[3] != d:
     raise ValueError(f"batch or head dim of q and k differ: {shapes}")
-  if h % k.shape[2]:
-    raise ValueError(f"query heads H={h} not divisible by kv heads K={k.shape[2]}: {shapes}")
+  if h % kh:
+    raise ValueError(f"query heads H={h} not divisible by kv heads K={kh}: {shapes}")
   if q_offset.shape != (b,) or kv_len.shape != (b,):
     raise ValueError(f"q_offset and kv_len must have shape (B,)=({b},): {shapes}")
   return shapes
 
 
 @functools.partial(jax.jit, static_argnames=("scale", "causal", "softcap", "window", "block_q",
-                                             "block_k", "interpret"))
-def flash_attention(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, scale: float,
+                                             "block_k", "interpret", "kv_layout"))
+def flash_attention(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
                     causal: bool = True, softcap: Optional[float] = None,
                     window: Optional[int] = None, block_q: Optional[int] = None,
-                    block_k: Optional[int] = None, interpret: Optional[bool] = None):
-  """Attention of q (B, T, H, D) over k, v (B, S, K, D) -> (B, T, H, D) in q's dtype.
+                    block_k: Optional[int] = None, interpret: Optional[bool] = None,
+                    kv_layout: str = "bskd"):
+  """Attention of q (B, T, H, D) over k, v -> (B, T, H, D) in q's dtype; k, v are (B, S, K, D)
+  for kv_layout 'bskd' or (B, K, S, D) for 'bksd' (a KV cache, read without a transposed copy).
 
   q_offset (B,) int: absolute position of each row's first query; kv_len (B,) int: keys written
   per row (clamped to S). Softmax and accumulation in float32. Differentiable (Pallas backward).
   """
-  shapes = _check_shapes(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b)
+  shapes = _check_shapes(q_bthd, k, v, q_offset_b, kv_len_b, kv_layout)
   interpret = backend.resolve_interpret(interpret)
   b, t, h, d = q_bthd.shape
-  s = k_bskd.shape[1]
+  s = layout.seq_heads(k.shape, kv_layout)[0]
   backend.check_head_dim(d, interpret, shapes)
   fwd = backend.default_blocks("flash", d, interpret)
   bwd = backend.default_blocks("flash_bwd", d, interpret)
@@ -274,10 +282,11 @@ def flash_attention(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, scale: floa
   bbq, bbk = min(bwd["block_q"], bq), min(bwd["block_k"], bk)
   p = AttnParams(scale=float(scale), causal=causal, softcap=softcap, window=window)
   q = pad_axis(q_bthd, 1, tp)
-  k, v = pad_axis(k_bskd, 1, sp), pad_axis(v_bskd, 1, sp)
+  ax = layout.seq_axis(kv_layout)
+  k, v = pad_axis(k, ax, sp), pad_axis(v, ax, sp)
   q_offset = q_offset_b.astype(jnp.int32)
   kv_len = jnp.minimum(kv_len_b.astype(jnp.int32), s)
-  cfg = (bq, bk, fwd["num_warps"], fwd["num_stages"], interpret)
-  bwd_cfg = (bbq, bbk, bwd["num_warps"], bwd["num_stages"], interpret)
+  cfg = (bq, bk, fwd["num_warps"], fwd["num_stages"], interpret, kv_layout)
+  bwd_cfg = (bbq, bbk, bwd["num_warps"], bwd["num_stages"], interpret, kv_layout)
   out = _flash(q, k, v, q_offset, kv_len, p, cfg, bwd_cfg)
   return out[:, :t]

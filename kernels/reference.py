@@ -24,14 +24,17 @@ def reference_mask(q_offset_b, kv_len_b, t: int, s: int, *, causal: bool = True,
   return m
 
 
-def flash_attention_reference(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, scale: float,
+def flash_attention_reference(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
                               causal: bool = True, softcap: Optional[float] = None,
-                              window: Optional[int] = None):
-  """Same contract as `kernels.flash_attention.flash_attention` (and `decode_attention`)."""
+                              window: Optional[int] = None, kv_layout: str = "bskd"):
+  """Same contract as `kernels.flash_attention.flash_attention` (and `decode_attention`, whose
+  default kv_layout is 'bksd': pass it explicitly here)."""
   b, t, h, d = q_bthd.shape
-  s, kh = k_bskd.shape[1], k_bskd.shape[2]
+  if kv_layout not in ("bskd", "bksd"):
+    raise ValueError(f"kv_layout={kv_layout!r}; expected 'bskd' or 'bksd'")
+  s, kh = (k.shape[1], k.shape[2]) if kv_layout == "bskd" else (k.shape[2], k.shape[1])
   q = q_bthd.reshape(b, t, kh, h // kh, d)
-  logits = jnp.einsum("btkgd,bskd->bkgts", q, k_bskd, preferred_element_type=jnp.float32,
+  logits = jnp.einsum(f"btkgd,{kv_layout}->bkgts", q, k, preferred_element_type=jnp.float32,
                       precision=jax.lax.Precision.HIGHEST) * scale
   if softcap is not None:
     logits = jnp.tanh(logits / softcap) * softcap
@@ -42,6 +45,6 @@ def flash_attention_reference(q_bthd, k_bskd, v_bskd, q_offset_b, kv_len_b, *, s
   e = jnp.where(mask, jnp.exp(logits - jnp.where(jnp.isfinite(mx), mx, 0.0)), 0.0)
   den = e.sum(-1, keepdims=True)
   probs = e / jnp.where(den > 0, den, 1.0)    # a row with no visible key -> zeros
-  out = jnp.einsum("bkgts,bskd->btkgd", probs, v_bskd.astype(jnp.float32),
+  out = jnp.einsum(f"bkgts,{kv_layout}->btkgd", probs, v.astype(jnp.float32),
                    precision=jax.lax.Precision.HIGHEST)
   return out.reshape(b, t, h, d).astype(q_bthd.dtype)

@@ -3,6 +3,9 @@
 Interpret mode fills every output buffer with NaN before the kernel runs (checked by
 `test_interpret_mode_poisons_outputs`), so an element a kernel fails to write shows up as NaN and
 fails the comparison. Inputs are fresh standard-normal draws, never zeros.
+
+K/V are drawn (B, S, K, D) and handed to a kernel in the layout under test ('bksd' = kv-head-major,
+the KV cache's layout, by a NumPy transpose); the reference always reads the (B, S, K, D) draw.
 """
 import zlib
 
@@ -52,6 +55,12 @@ def _inputs(seed, b, t, s, h, kh, d, dtype=jnp.float32):
   return mk(b, t, h, d), mk(b, s, kh, d), mk(b, s, kh, d)
 
 
+def _lay(x_bskd, layout):
+  """A (B, S, K, D) array in `layout` (a real transpose, so strides differ from the draw)."""
+  return x_bskd if layout == "bskd" else jnp.asarray(np.ascontiguousarray(
+      np.swapaxes(np.asarray(x_bskd), 1, 2)))
+
+
 def _assert_close(out, ref, dtype):
   out = np.asarray(out.astype(jnp.float32))
   assert not np.isnan(out).any(), "kernel left elements unwritten (NaN poison) or produced NaN"
@@ -86,13 +95,18 @@ FLASH_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(FLASH_CASES))
-def test_flash_forward_matches_float64(name):
+# Cases also run with the cache's kv-head-major layout (continuation chunks read the cache).
+FLASH_BKSD = ("continuation_empty", "gqa4_softcap", "bf16_gqa2")
+
+
+@pytest.mark.parametrize("name,layout", [(n, "bskd") for n in FLASH_CASES]
+                         + [(n, "bksd") for n in FLASH_BKSD])
+def test_flash_forward_matches_float64(name, layout):
   b, t, s, h, kh, d, qo, kl, causal, cap, win, dtype = FLASH_CASES[name]
   q, k, v = _inputs(zlib.crc32(name.encode()), b, t, s, h, kh, d, dtype)
   qo, kl = jnp.array(qo), jnp.array(kl)
   kw = dict(scale=d ** -0.5, causal=causal, softcap=cap, window=win)
-  out = flash_attention(q, k, v, qo, kl, **kw)
+  out = flash_attention(q, _lay(k, layout), _lay(v, layout), qo, kl, kv_layout=layout, **kw)
   assert out.shape == q.shape and out.dtype == dtype
   _assert_close(out, np_attention(q.astype(jnp.float32), k.astype(jnp.float32),
                                   v.astype(jnp.float32), qo, kl, **kw), dtype)
@@ -107,20 +121,24 @@ GRAD_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(GRAD_CASES))
-def test_flash_gradients_match_reference(name):
+@pytest.mark.parametrize("name,layout", [(n, "bskd") for n in GRAD_CASES]
+                         + [("gqa4_continuation_empty", "bksd")])
+def test_flash_gradients_match_reference(name, layout):
   b, t, s, h, kh, d, qo, kl, causal, cap, win, dtype = GRAD_CASES[name]
   q, k, v = _inputs(zlib.crc32(name.encode()), b, t, s, h, kh, d, dtype)
   cot = jnp.asarray(np.random.default_rng(1).standard_normal(q.shape), jnp.float32)
   qo, kl = jnp.array(qo), jnp.array(kl)
   kw = dict(scale=d ** -0.5, causal=causal, softcap=cap, window=win)
 
-  def loss(fn):
-    return lambda q, k, v: jnp.sum(fn(q, k, v, qo, kl, **kw).astype(jnp.float32) * cot)
+  def loss(fn, **extra):
+    return lambda q, k, v: jnp.sum(fn(q, k, v, qo, kl, **kw, **extra).astype(jnp.float32) * cot)
 
-  got = jax.grad(loss(flash_attention), argnums=(0, 1, 2))(q, k, v)
+  got = jax.grad(loss(flash_attention, kv_layout=layout), argnums=(0, 1, 2))(
+      q, _lay(k, layout), _lay(v, layout))
   f32 = lambda x: x.astype(jnp.float32)
   want = jax.grad(loss(flash_attention_reference), argnums=(0, 1, 2))(f32(q), f32(k), f32(v))
+  # The reference differentiates the (B, S, K, D) draw: bring its dK, dV into the kernel's layout.
+  want = (want[0], _lay(want[1], layout), _lay(want[2], layout))
   for name_, g, w in zip("qkv", got, want):
     assert g.dtype == dtype, name_
     g = np.asarray(f32(g))
@@ -129,7 +147,8 @@ def test_flash_gradients_match_reference(name):
     np.testing.assert_allclose(g, np.asarray(w), err_msg=f"d{name_}", **tol)
 
 
-def test_flash_skips_key_blocks_outside_the_mask():
+@pytest.mark.parametrize("layout", ["bskd", "bksd"])
+def test_flash_skips_key_blocks_outside_the_mask(layout):
   """Keys in tiles past each row's length or before the window are never loaded: NaN there must
   not reach the output (masking alone would give 0 * NaN = NaN in the P @ V product)."""
   b, t, s, h, kh, d = 2, 64, 64, 2, 1, 16
@@ -140,14 +159,15 @@ def test_flash_skips_key_blocks_outside_the_mask():
   poison = np.stack([pos >= 32, np.zeros(s, bool)])
   kn = jnp.where(poison[:, :, None, None], jnp.nan, k)
   vn = jnp.where(poison[:, :, None, None], jnp.nan, v)
-  out = flash_attention(q, kn, vn, jnp.zeros(2, jnp.int32), jnp.array(kl), scale=0.25,
-                        block_q=16, block_k=16)
+  out = flash_attention(q, _lay(kn, layout), _lay(vn, layout), jnp.zeros(2, jnp.int32),
+                        jnp.array(kl), scale=0.25, block_q=16, block_k=16, kv_layout=layout)
   _assert_close(out, np_attention(q, k, v, [0, 0], kl, scale=0.25), jnp.float32)
   poison_w = pos < 32
   kn = jnp.where(poison_w[None, :, None, None], jnp.nan, k)
   vn = jnp.where(poison_w[None, :, None, None], jnp.nan, v)
-  out = flash_attention(q[:, 48:], kn, vn, jnp.full((2,), 48), jnp.array([64, 64]), scale=0.25,
-                        window=16, block_q=16, block_k=16)
+  out = flash_attention(q[:, 48:], _lay(kn, layout), _lay(vn, layout), jnp.full((2,), 48),
+                        jnp.array([64, 64]), scale=0.25, window=16, block_q=16, block_k=16,
+                        kv_layout=layout)
   ref = np_attention(q[:, 48:], k, v, [48, 48], [64, 64], scale=0.25, window=16)
   _assert_close(out, ref, jnp.float32)
 
@@ -165,14 +185,20 @@ DECODE_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(DECODE_CASES))
-def test_decode_matches_float64(name):
+# The decode kernel reads the cache kv-head-major ('bksd', its default); 'bskd' still works.
+DECODE_BSKD = ("g2_t1", "g4_t3_window")
+
+
+@pytest.mark.parametrize("name,layout", [(n, "bksd") for n in DECODE_CASES]
+                         + [(n, "bskd") for n in DECODE_BSKD])
+def test_decode_matches_float64(name, layout):
   b, t, s, h, kh, d, qo, splits, cap, win, dtype = DECODE_CASES[name]
   q, k, v = _inputs(zlib.crc32(name.encode()), b, t, s, h, kh, d, dtype)
   qo = jnp.array(qo)
   kl = qo + t
   kw = dict(scale=d ** -0.5, softcap=cap, window=win)
-  out = decode_attention(q, k, v, qo, kl, splits=splits, **kw)
+  out = decode_attention(q, _lay(k, layout), _lay(v, layout), qo, kl, splits=splits,
+                         kv_layout=layout, **kw)
   assert out.shape == q.shape and out.dtype == dtype
   f32 = lambda x: x.astype(jnp.float32)
   _assert_close(out, np_attention(f32(q), f32(k), f32(v), qo, kl, **kw), dtype)
@@ -183,12 +209,14 @@ def test_decode_empty_rows_and_short_lengths():
   b, t, s, h, kh, d = 3, 1, 64, 4, 2, 16
   q, k, v = _inputs(5, b, t, s, h, kh, d)
   qo, kl = np.array([0, 30, 63]), np.array([0, 1, 64])
-  out = decode_attention(q, k, v, jnp.array(qo), jnp.array(kl), scale=0.25, splits=4)
+  out = decode_attention(q, _lay(k, "bksd"), _lay(v, "bksd"), jnp.array(qo), jnp.array(kl),
+                         scale=0.25, splits=4)
   _assert_close(out, np_attention(q, k, v, qo, kl, scale=0.25), jnp.float32)
   assert np.all(np.asarray(out[0]) == 0)
 
 
-def test_decode_skips_blocks_past_length():
+@pytest.mark.parametrize("layout", ["bksd", "bskd"])
+def test_decode_skips_blocks_past_length(layout):
   """Cache tiles past each row's length hold NaN: they must be skipped, not loaded and masked."""
   b, t, s, h, kh, d = 2, 1, 128, 4, 1, 16
   q, k, v = _inputs(6, b, t, s, h, kh, d)
@@ -197,7 +225,8 @@ def test_decode_skips_blocks_past_length():
   poison = np.arange(s)[None, :] >= np.array([32, 64])[:, None]       # from the next 16-tile on
   kn = jnp.where(poison[:, :, None, None], jnp.nan, k)
   vn = jnp.where(poison[:, :, None, None], jnp.nan, v)
-  out = decode_attention(q, kn, vn, jnp.array(qo), jnp.array(kl), scale=0.25, block_k=16, splits=3)
+  out = decode_attention(q, _lay(kn, layout), _lay(vn, layout), jnp.array(qo), jnp.array(kl),
+                         scale=0.25, block_k=16, splits=3, kv_layout=layout)
   _assert_close(out, np_attention(q, k, v, qo, kl, scale=0.25), jnp.float32)
 
 
@@ -206,7 +235,14 @@ def test_bad_shapes_raise_naming_them(monkeypatch):
   with pytest.raises(ValueError, match=r"H=3 not divisible by kv heads K=2.*\(1, 4, 3, 16\)"):
     flash_attention(q, k, v, jnp.zeros(1, jnp.int32), jnp.ones(1, jnp.int32), scale=1.0)
   with pytest.raises(ValueError, match="H=3 not divisible"):
-    decode_attention(q, k, v, jnp.zeros(1, jnp.int32), jnp.ones(1, jnp.int32), scale=1.0)
+    decode_attention(q, k, v, jnp.zeros(1, jnp.int32), jnp.ones(1, jnp.int32), scale=1.0,
+                     kv_layout="bskd")
+  kt, vt = _lay(k, "bksd"), _lay(v, "bksd")   # (1, 2, 8, 16): K = 2 read from axis 1
+  with pytest.raises(ValueError, match=r"H=3 not divisible by kv heads K=2.*'bksd'"):
+    decode_attention(q, kt, vt, jnp.zeros(1, jnp.int32), jnp.ones(1, jnp.int32), scale=1.0)
+  with pytest.raises(ValueError, match=r"kv_layout='bsdk'; expected one of"):
+    flash_attention(q, k, v, jnp.zeros(1, jnp.int32), jnp.ones(1, jnp.int32), scale=1.0,
+                    kv_layout="bsdk")
   q, k, v = _inputs(7, 1, 4, 8, 2, 1, 48)
   monkeypatch.setattr(backend, "platform", lambda: "gpu")
   with pytest.raises(ValueError, match=r"head dim 48 unsupported.*\(1, 4, 2, 48\)"):

@@ -1,5 +1,6 @@
 """The whole decoder with attention_impl='pallas' (interpret-mode kernels) against 'xla': same
-logits, same gradients, same cached greedy samples; and the dispatch's fallback and input checks."""
+logits, same gradients, same cached greedy samples; the kv-head-major cache reaching the kernels
+without a copy; and the dispatch's fallback and input checks."""
 import dataclasses
 import logging
 
@@ -68,6 +69,36 @@ def test_cached_greedy_samples_match_xla():
     out[impl] = (np.asarray(ro.tokens), np.asarray(ro.last_logits))
   np.testing.assert_array_equal(out["pallas"][0], out["xla"][0])
   np.testing.assert_allclose(out["pallas"][1], out["xla"][1], atol=1e-4, rtol=1e-4)
+
+
+def _ops_touching(jaxpr, shapes) -> set:
+  """Primitives (not looking inside Pallas kernels or call wrappers) with an operand or result of
+  one of `shapes`."""
+  found = set()
+  for eqn in jaxpr.eqns:
+    subs = [getattr(p, "jaxpr", p) for p in eqn.params.values()]
+    subs = [j for j in subs if hasattr(j, "eqns")]
+    if subs and eqn.primitive.name != "pallas_call":   # pjit and friends: look inside instead
+      for j in subs:
+        found |= _ops_touching(j, shapes)
+      continue
+    if any(getattr(v.aval, "shape", None) in shapes for v in (*eqn.invars, *eqn.outvars)):
+      found.add(eqn.primitive.name)
+  return found
+
+
+@pytest.mark.parametrize("t", [1, 20], ids=["decode_kernel", "flash_continuation"])
+def test_pallas_reads_the_kv_head_major_cache_in_place(t):
+  """A (B, K, S, D) cache goes straight into the pallas_call: no transpose, pad or copy of it (or
+  of its (B, S, K, D) transpose) anywhere in the traced attention."""
+  b, h, kh, s, d = 2, 4, 2, 48, 16
+  q = jax.ShapeDtypeStruct((b, t, h, d), jnp.float32)
+  cache = jax.ShapeDtypeStruct((b, kh, s, d), jnp.float32)
+  pos, kl = jax.ShapeDtypeStruct((b, t), jnp.int32), jax.ShapeDtypeStruct((b,), jnp.int32)
+  fn = lambda q, k, v, p, n: attention.attend(q, k, v, p, n, impl="pallas", scale=0.25,
+                                              kv_layout="bksd")
+  jaxpr = jax.make_jaxpr(fn)(q, cache, cache, pos, kl).jaxpr
+  assert _ops_touching(jaxpr, {(b, kh, s, d), (b, s, kh, d)}) == {"pallas_call"}
 
 
 def test_unsupported_platform_falls_back_to_xla_with_warning(monkeypatch, caplog):

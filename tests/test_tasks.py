@@ -31,3 +31,16 @@ def test_gsm8k_task_scores_with_math_verify():
     np.testing.assert_array_equal(task.score(probs, comps), [1.0, 0.0])
   finally:
     task.close()
+
+
+def test_flawed_solutions_are_wrong_and_well_formed():
+  rng = np.random.default_rng(0)
+  task = ArithmeticTask()
+  for i in range(200):
+    a, b = task.problem(0, i)
+    text = task.flawed_solution(a, b, rng)
+    got = task.extract(text)
+    assert got is not None and int(got) != a + b, (a, b, text)
+    assert text.count(";") == task.solution(a, b).count(";")
+  # a dropped carry, worked by hand: 95 + 7 with the tens column's carry lost
+  assert ArithmeticTask.solution(95, 7).replace("=10 c1 ; A: 102", "=10 c0 ; A: 2") == " 5+7=12 c1 ; 9+0+1=10 c0 ; A: 2"

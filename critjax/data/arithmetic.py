@@ -62,6 +62,33 @@ class ArithmeticTask:
     return " " + " ; ".join(steps) + f" ; A: {a + b}"
 
   @staticmethod
+  def flawed_solution(a: int, b: int, rng: np.random.Generator) -> str:
+    """A worked solution with one realistic slip: a dropped carry, or one column's sum off by one.
+
+    Used only for correction demonstrations in the self-correction warm-up (see configs/score.py)."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    n = max(len(da), len(db))
+    col = int(rng.integers(n))
+    drop_carry = rng.random() < 0.5
+    carry, steps, digits = 0, [], []
+    for i in range(n):
+      x = int(da[i]) if i < len(da) else 0
+      y = int(db[i]) if i < len(db) else 0
+      s = x + y + carry
+      if i == col and not drop_carry:
+        s = s + 1 if (s % 10 != 9 and rng.random() < 0.5) or s == 0 else s - 1
+      terms = f"{x}+{y}" + (f"+{carry}" if carry else "")
+      carry = s // 10
+      if i == col and drop_carry and carry:
+        carry = 0
+      steps.append(f"{terms}={s} c{carry}")
+      digits.append(str(s % 10))
+    answer = (str(carry) if carry else "") + "".join(reversed(digits))
+    if int(answer) == a + b:  # the slip cancelled out (no carry to drop): shift the last digit
+      answer = str(a + b + 1)
+    return " " + " ; ".join(steps) + f" ; A: {int(answer)}"
+
+  @staticmethod
   def extract(completion: str):
     """The final answer string, or None when the completion has no `A: <number>`."""
     m = _ANSWER_RE.search(completion)

@@ -48,6 +48,10 @@ class Task:
     """Text to train a task-specific tokenizer on (tasks with a real tokenizer need none)."""
     return []
 
+  def flawed_solution(self, problem: Problem, rng: np.random.Generator) -> Optional[str]:
+    """A plausible wrong worked solution (correction demonstrations), if the task can make one."""
+    return None
+
   def close(self):
     pass
 
@@ -81,6 +85,10 @@ class Arithmetic(Task):
 
   def corpus(self, seed, n):
     return [f"Q: {p.problem} ={p.solution}" for p in self.problems(seed, 0, n)]
+
+  def flawed_solution(self, problem, rng):
+    a, b = map(int, problem.problem.split("+"))
+    return self.gen.flawed_solution(a, b, rng)
 
 
 def make_task(cfg) -> Task:

@@ -65,12 +65,11 @@ def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: floa
   """Dispatch on `impl` ('xla' | 'pallas' | 'cudnn'); falls back to 'xla' with a one-line warning
   where the chosen path cannot express the request, never silently giving a different result.
 
-  kv_layout: 'bskd' (B, S, K, D) or 'bksd' (kv-head-major, the KV cache's layout). The Pallas and
-  cuDNN paths take (B, S, K, D) and get a transposed copy of a 'bksd' cache."""
+  kv_layout: 'bskd' (B, S, K, D) or 'bksd' (kv-head-major, the KV cache's layout). XLA and the
+  Pallas kernels read either layout in place; only cuDNN gets a transposed copy of a 'bksd' cache
+  (see `_cudnn_attention`)."""
   if kv_layout not in ("bskd", "bksd"):
     raise ValueError(f"attention kv_layout={kv_layout!r}; expected 'bskd' or 'bksd'")
-  if impl != "xla" and kv_layout == "bksd":
-    k_bskd, v_bskd, kv_layout = jnp.swapaxes(k_bskd, 1, 2), jnp.swapaxes(v_bskd, 1, 2), "bskd"
   if impl == "pallas":
     try:
       from critjax.models import pallas_attention
@@ -78,7 +77,7 @@ def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: floa
       _warn_once(f"attention_impl='pallas' unavailable ({e}); using 'xla'")
     else:
       out = pallas_attention.attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale,
-                                    softcap=softcap, window=window)
+                                    softcap=softcap, window=window, kv_layout=kv_layout)
       if out is not None:
         return out
       _warn_once(f"attention_impl='pallas' has no kernels for platform {jax.default_backend()!r}; "
@@ -89,15 +88,22 @@ def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, impl: str, scale: floa
       _warn_once("attention_impl='cudnn' needs a GPU, bfloat16/float16 and no soft-cap/window; "
                  "using 'xla'")
     else:
-      return _cudnn_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale)
+      return _cudnn_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale,
+                              kv_layout=kv_layout)
   return xla_attention(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, scale=scale,
                        softcap=softcap, window=window, kv_layout=kv_layout)
 
 
-def _cudnn_attention(q, k, v, q_pos_bt, kv_len_b, *, scale):
+def _cudnn_attention(q, k, v, q_pos_bt, kv_len_b, *, scale, kv_layout: str = "bskd"):
   """cuDNN fused attention (GQA native). T == S only arises with positions 0..T-1 (training, or
   a prefill into a cache of exactly T), where causal + key lengths say the whole mask and cuDNN
-  needs no (B, 1, T, S) tensor; otherwise the mask is passed explicitly."""
+  needs no (B, 1, T, S) tensor; otherwise the mask is passed explicitly.
+
+  `jax.nn.dot_product_attention` takes K/V as (B, S, N, H) only, so a 'bksd' cache is transposed
+  here: a full copy of K and V per layer per call, which makes cuDNN a poor choice for decode
+  (use 'pallas' or 'xla', which read the cache in place)."""
+  if kv_layout == "bksd":
+    k, v = jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)                # (B, S, K, D) copies
   t, s = q.shape[1], k.shape[1]
   if t == s:
     return jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=True,

@@ -5,7 +5,9 @@ G = H // K, D head dim.
 
 Routing: a few query positions against a longer cache (decode, speculative steps) go to the
 flash-decoding kernel; everything else (training T == S, prefill of a prompt or of a continuation
-chunk against the cache) goes to the flash kernel. On a platform without a Pallas lowering here
+chunk against the cache) goes to the flash kernel. Both kernels read K/V in the layout given:
+(B, S, K, D) 'bskd' from training, the kv-head-major cache (B, K, S, D) 'bksd' from cached calls,
+which is never transposed or copied on its way in. On a platform without a Pallas lowering here
 (TPU for now) `attend` returns None and the dispatch in `attention.py` falls back to XLA with a
 one-line warning. On the CPU the kernels run in interpret mode: correct, slow, for tests.
 
@@ -19,7 +21,7 @@ from typing import Optional
 import jax
 import numpy as np
 
-from kernels import backend
+from kernels import backend, layout
 from kernels.decode_attention import decode_attention
 from kernels.flash_attention import flash_attention
 
@@ -28,14 +30,15 @@ DECODE_MAX_T = 16
 DECODE_MAX_ROWS = 128
 
 
-def _check(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b):
-  shapes = (f"q {q_bthd.shape}, k {k_bskd.shape}, v {v_bskd.shape}, q_pos {q_pos_bt.shape}, "
-            f"kv_len {kv_len_b.shape}")
+def _check(q_bthd, k, v, q_pos_bt, kv_len_b, kv_layout):
+  shapes = (f"q {q_bthd.shape}, k {k.shape}, v {v.shape}, q_pos {q_pos_bt.shape}, "
+            f"kv_len {kv_len_b.shape}, kv_layout {kv_layout!r}")
+  layout.check(kv_layout, f"({shapes})")
   b, t, h, d = q_bthd.shape
-  s, kh = k_bskd.shape[1], k_bskd.shape[2]
+  s, kh = layout.seq_heads(k.shape, kv_layout)
   if h % kh:
     raise ValueError(f"attention: {h} query heads not divisible by {kh} kv heads ({shapes})")
-  if k_bskd.shape != v_bskd.shape or k_bskd.shape[0] != b or k_bskd.shape[3] != d:
+  if k.shape != v.shape or k.shape[0] != b or k.shape[3] != d:
     raise ValueError(f"attention: q/k/v shapes disagree ({shapes})")
   if q_pos_bt.shape != (b, t) or kv_len_b.shape != (b,):
     raise ValueError(f"attention: q_pos must be (B, T)=({b}, {t}), kv_len (B,)=({b},) ({shapes})")
@@ -51,17 +54,18 @@ def _check(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b):
   return shapes
 
 
-def attend(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b, *, scale: float,
-           softcap: Optional[float] = None, window: Optional[int] = None):
-  """Same arguments and result as `critjax.models.attention.xla_attention`; None when this
-  platform has no Pallas path (the caller then uses XLA)."""
+def attend(q_bthd, k, v, q_pos_bt, kv_len_b, *, scale: float, softcap: Optional[float] = None,
+           window: Optional[int] = None, kv_layout: str = "bskd"):
+  """Same arguments and result as `critjax.models.attention.xla_attention` (k, v (B, S, K, D)
+  for kv_layout 'bskd', (B, K, S, D) for 'bksd'); None when this platform has no Pallas path (the
+  caller then uses XLA)."""
   if not backend.supported():
     return None
-  _check(q_bthd, k_bskd, v_bskd, q_pos_bt, kv_len_b)
+  _check(q_bthd, k, v, q_pos_bt, kv_len_b, kv_layout)
   b, t, h, d = q_bthd.shape
-  s, kh = k_bskd.shape[1], k_bskd.shape[2]
+  s, kh = layout.seq_heads(k.shape, kv_layout)
   q_offset = q_pos_bt[:, 0]
-  kw = dict(scale=scale, softcap=softcap, window=window)
+  kw = dict(scale=scale, softcap=softcap, window=window, kv_layout=kv_layout)
   if t <= DECODE_MAX_T and t * (h // kh) <= DECODE_MAX_ROWS and s > t:
-    return decode_attention(q_bthd, k_bskd, v_bskd, q_offset, kv_len_b, **kw)
-  return flash_attention(q_bthd, k_bskd, v_bskd, q_offset, kv_len_b, **kw)
+    return decode_attention(q_bthd, k, v, q_offset, kv_len_b, **kw)
+  return flash_attention(q_bthd, k, v, q_offset, kv_len_b, **kw)

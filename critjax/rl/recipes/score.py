@@ -16,6 +16,7 @@ stage1_steps (default: a third of train.steps), shaping (True). `stage1_steps = 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -98,11 +99,14 @@ class MultiTurn(Recipe):
     return ro, correct, texts
 
   def warmup_batch(self, problems) -> dict:
-    """Two-attempt format: [prompt][solution][instruction][solution], loss on both attempts.
+    """Two-attempt format: [prompt][attempt][instruction][solution], loss on every attempt.
 
-    The base model learns what an episode looks like (answer again after the instruction) but never
-    sees a correction, so any ability to fix an error has to come from the method being trained."""
+    Mostly the attempt is the correct solution (answer again after the instruction). A fraction
+    `warmup.correction_fraction` of episodes instead start from a task-made flawed solution (a
+    dropped carry, a column off by one) corrected in the next attempt: the base model sees what a
+    correction is, on synthetic slips, not on its own errors."""
     tok, instr = self.tokenizer, self.instruction_ids()
+    rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
     tokens = np.full((len(problems), cap), tok.pad_id, np.int32)
     mask = np.zeros((len(problems), cap), np.float32)
@@ -110,12 +114,17 @@ class MultiTurn(Recipe):
       prompt = tok.encode(self.template.first_prompt(p.problem))
       full = tok.encode(self.template.first_prompt(p.problem) + p.solution)
       sol = (full[len(prompt):] if full[:len(prompt)] == prompt else tok.encode(p.solution)) + [tok.eos_id]
+      attempts = [sol] * self.turns
+      if rng.random() < self.cfg.warmup.correction_fraction:
+        flawed = self.task.flawed_solution(p, rng)
+        if flawed is not None:
+          attempts[0] = tok.encode(self.template.first_prompt(p.problem) + flawed)[len(prompt):] + [tok.eos_id]
       ids, spans = list(prompt), []
-      for k in range(self.turns):
+      for k, att in enumerate(attempts):
         if k:
           ids += instr
-        spans.append((len(ids), len(ids) + len(sol)))
-        ids += sol
+        spans.append((len(ids), len(ids) + len(att)))
+        ids += att
       tokens[i, :len(ids)] = ids
       for a, b in spans:
         mask[i, a:b] = 1.0
