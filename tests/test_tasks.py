@@ -42,5 +42,3 @@ def test_flawed_solutions_are_wrong_and_well_formed():
     got = task.extract(text)
     assert got is not None and int(got) != a + b, (a, b, text)
     assert text.count(";") == task.solution(a, b).count(";")
-  # a dropped carry, worked by hand: 95 + 7 with the tens column's carry lost
-  assert ArithmeticTask.solution(95, 7).replace("=10 c1 ; A: 102", "=10 c0 ; A: 2") == " 5+7=12 c1 ; 9+0+1=10 c0 ; A: 2"
