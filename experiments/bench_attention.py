@@ -11,9 +11,14 @@ Reported, all bfloat16:
            H = 16 query heads, K = 4 kv heads, D = 128; ms and TFLOP/s (causal FLOPs: forward
            2 * B * H * T^2 * D, backward 2.5x that). JAX's Pallas `mha` has no GQA, so it gets K/V
            repeated to H heads (its time excludes the repeat).
-  decode:  one query per row, B = 16, H = 32, K = 8, D = 128, full caches of 4k..128k positions;
-           GB/s of K and V read (2 * B * S * K * D * 2 bytes) against the measured copy bandwidth
-           (read + write bytes of a 4 GiB device copy: the memory-bound ceiling).
+  decode:  one query per row, B = 16, H = 32, K = 8, D = 128, full caches of 4k..128k positions
+           stored as the decoder stores them, kv-head-major (B, K, S, D); GB/s of K and V read
+           (2 * B * S * K * D * 2 bytes) against the measured copy bandwidth (read + write bytes
+           of a 4 GiB device copy: the memory-bound ceiling). Rows: 'pallas' and 'xla' read the
+           cache in place; 'pallas_bskd' is our kernel on a (B, S, K, D) copy (strided rows);
+           'pallas_transposed' transposes the cache to (B, S, K, D) inside the timed call (what
+           `attend` did before the kernels took 'bksd'); JAX's `gqa` takes (B, S, K, D) only and
+           gets a copy made outside its timing.
   sampler: a 1B-class Llama config (random weights, no EOS), prompt 128, long greedy outputs,
            decode tokens/s (prefill and compile excluded) of `critjax.sampling.Sampler`,
            attention_impl 'pallas' vs 'xla'.
@@ -117,25 +122,40 @@ def bench_copy(c: dict) -> float:
 def bench_decode(c: dict, plat: str, copy_gbs: float) -> list:
   rows, rng = [], np.random.default_rng(1)
   b, h, kh, d = c["decode_b"], c["decode_h"], c["decode_k"], c["d"]
-  impls = {"pallas": lambda q, k, v, qo, kl: decode_attention(q, k, v, qo, kl, scale=d ** -0.5),
-           "xla": lambda q, k, v, qo, kl: attention.xla_attention(q, k, v, qo[:, None], kl, scale=d ** -0.5)}
+  sc = d ** -0.5
+  swap = lambda x: jnp.swapaxes(x, 1, 2)
+  # name -> (fn(q, k, v, q_offset, kv_len), layout the fn is handed: 'bksd' cache or a 'bskd' copy)
+  impls = {
+      "pallas": (lambda q, k, v, qo, kl: decode_attention(q, k, v, qo, kl, scale=sc), "bksd"),
+      "xla": (lambda q, k, v, qo, kl: attention.xla_attention(q, k, v, qo[:, None], kl, scale=sc,
+                                                              kv_layout="bksd"), "bksd"),
+      "pallas_bskd": (lambda q, k, v, qo, kl: decode_attention(q, k, v, qo, kl, scale=sc,
+                                                               kv_layout="bskd"), "bskd"),
+      "pallas_transposed": (lambda q, k, v, qo, kl: decode_attention(q, swap(k), swap(v), qo, kl,
+                                                                     scale=sc, kv_layout="bskd"),
+                            "bksd")}
   if plat == "gpu":
     from jax.experimental.pallas.ops.gpu import decode_attention as jax_decode
-    impls["jax_pallas_decode"] = lambda q, k, v, qo, kl: jax_decode.gqa(
-        q[:, 0], k, v, kv_seq_len=kl, sm_scale=d ** -0.5)[:, None]
+    impls["jax_pallas_decode"] = (lambda q, k, v, qo, kl: jax_decode.gqa(
+        q[:, 0], k, v, kv_seq_len=kl, sm_scale=sc)[:, None], "bskd")
   for s in c["decode_s"]:
     mk = lambda *sh: jnp.asarray(rng.standard_normal(sh, np.float32), jnp.bfloat16)
-    q, k, v = mk(b, 1, h, d), mk(b, s, kh, d), mk(b, s, kh, d)
+    q, k, v = mk(b, 1, h, d), mk(b, kh, s, d), mk(b, kh, s, d)        # cache layout (B, K, S, D)
     qo, kl = jnp.full((b,), s - 1, jnp.int32), jnp.full((b,), s, jnp.int32)
     kv_bytes = 2 * b * s * kh * d * 2
-    for name, f in impls.items():
-      def run(f=f):
-        ms = _time_ms(jax.jit(f), q, k, v, qo, kl, iters=c["iters"])
+    copies = {}
+    for name, (f, lay) in impls.items():
+      def run(f=f, lay=lay):
+        if lay == "bskd" and not copies:   # one (B, S, K, D) copy per S, made outside the timing
+          copies["kv"] = jax.block_until_ready((swap(k), swap(v)))
+        kk, vv = copies["kv"] if lay == "bskd" else (k, v)
+        ms = _time_ms(jax.jit(f), q, kk, vv, qo, kl, iters=c["iters"])
         gbs = kv_bytes / ms / 1e6
         return {"ms": round(ms, 4), "kv_GBps": round(gbs, 1), "frac_of_copy": round(gbs / copy_gbs, 3)}
-      rows.append(_guard({"impl": name, "B": b, "S": s, "H": h, "K": kh, "D": d}, run))
+      rows.append(_guard({"impl": name, "B": b, "S": s, "H": h, "K": kh, "D": d,
+                          "kv_layout": lay}, run))
       print(json.dumps(rows[-1]), file=sys.stderr)
-    del k, v
+    del k, v, copies
   return rows
 
 
