@@ -20,6 +20,10 @@ QK-norm, float32 (Tunix's default), random weights, EOS disabled.
            medians of its timed phases (generate, reference / old log-probs, actor update): it
            leaves out Tunix's own bookkeeping between phases, so the ratio favours Tunix.
 Rounds alternate the order (critjax, Tunix), (Tunix, critjax), ... to spread drift in the load.
+--dtype bfloat16 runs critjax with bfloat16 activations (float32 parameters); Tunix stays float32,
+so those ratios are no longer like for like (on a CPU it changes the update by only ~3%: XLA's CPU
+dots gain little from bfloat16). The update phase is matmul-bound: XLA's cost analysis gives
+136 GFLOP for 16 x 288 tokens (forward + backward of the 5.3M-parameter model, ~25% in the LM head).
 Ratios: sampler = critjax tok/s / Tunix tok/s; grpo = Tunix step s / critjax step s (per round,
 then the median over rounds).
 """
@@ -104,8 +108,8 @@ class GrpoStep:
                 loss=float(m["loss"]), skipped=float(m["skipped"]))
 
 
-def critjax_grpo(steps: int = GRPO["steps"], **kw) -> dict:
-  bench = GrpoStep(tunix_dims_model(), **kw)
+def critjax_grpo(steps: int = GRPO["steps"], dtype: str = "float32", **kw) -> dict:
+  bench = GrpoStep(tunix_dims_model(dtype=dtype, param_dtype="float32"), **kw)
   per_step = [bench.step(i) for i in range(steps)]
   later = per_step[1:] or per_step
   med = {k: float(np.median([s[k] for s in later])) for k in ("generate_s", "reward_adv_s", "ref_logp_s",
@@ -113,8 +117,8 @@ def critjax_grpo(steps: int = GRPO["steps"], **kw) -> dict:
   return dict(steps=per_step, median=med, first_step_s=per_step[0]["step_s"])
 
 
-def critjax_sampler(batches=BATCHES, repeats: int = 2, **kw) -> list[dict]:
-  cfg = tunix_dims_model()
+def critjax_sampler(batches=BATCHES, repeats: int = 2, dtype: str = "float32", **kw) -> list[dict]:
+  cfg = tunix_dims_model(dtype=dtype, param_dtype="float32")
   params, _ = decoder.init_params(cfg, jax.random.key(0))
   rows = []
   for b in batches:
@@ -124,16 +128,16 @@ def critjax_sampler(batches=BATCHES, repeats: int = 2, **kw) -> list[dict]:
   return rows
 
 
-def run_critjax(log=print) -> dict:
+def run_critjax(dtype: str = "float32", log=print) -> dict:
   l0 = load()
-  sampler = critjax_sampler()
+  sampler = critjax_sampler(dtype=dtype)
   for r in sampler:
     log(f"  critjax sampler B={r['B']:3d}: {r['tok_s']:8.0f} tok/s ({r['wall_s']:.2f}s)")
-  grpo = critjax_grpo()
+  grpo = critjax_grpo(dtype=dtype)
   m = grpo["median"]
   log(f"  critjax grpo step {m['step_s']:.2f}s (generate {m['generate_s']:.2f}, reward+adv {m['reward_adv_s']:.3f}, "
       f"ref {m['ref_logp_s']:.2f}, update {m['update_s']:.2f}); first step {grpo['first_step_s']:.1f}s")
-  return dict(sampler=sampler, grpo=grpo, load_before=l0, load_after=load())
+  return dict(sampler=sampler, grpo=grpo, dtype=dtype, load_before=l0, load_after=load())
 
 
 def tunix_step_s(res: dict) -> dict:
@@ -195,6 +199,8 @@ def main():
   ap.add_argument("--tunix-script", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "bench" /
                                                 "tunix_baseline.py"))
   ap.add_argument("--rounds", type=int, default=2)
+  ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                  help="critjax activations (parameters stay float32); Tunix runs its float32 default")
   ap.add_argument("--out", default="runs/bench_vs_tunix.json")
   args = ap.parse_args()
   out = Path(args.out)
@@ -207,7 +213,7 @@ def main():
     r = {"order": order}
     for who in order:
       if who == "critjax":
-        r["critjax"] = run_critjax()
+        r["critjax"] = run_critjax(args.dtype)
       else:
         r["tunix"] = run_tunix(args.tunix_python, args.tunix_script, out.with_suffix(f".tunix{i}.json"))
     r["ratio"] = ratios(r["critjax"], r["tunix"])
@@ -215,7 +221,7 @@ def main():
     rounds.append(r)
   print(summary(rounds))
   meta = dict(jax=jax.__version__, cpus=os.cpu_count(), python=sys.version.split()[0],
-              wall_s=time.perf_counter() - t0, grpo=GRPO)
+              wall_s=time.perf_counter() - t0, grpo=GRPO, critjax_dtype=args.dtype)
   out.write_text(json.dumps(dict(meta=meta, rounds=rounds), indent=1, default=str))
   print(f"wrote {out} ({meta['wall_s']:.0f}s)")
 

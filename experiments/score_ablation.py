@@ -11,6 +11,7 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds")
 _CONFIG = flags.DEFINE_string("config", "configs/score.py:tiny", "base SCoRe config")
 _METHODS = flags.DEFINE_list("methods", None, "subset of methods (default: all)")
 _STEPS = flags.DEFINE_integer("steps", None, "override train.steps for every trained method")
+_PROMPTS = flags.DEFINE_integer("prompts_per_step", None, "override rollout.prompts_per_step")
 
 
 def main(argv):
@@ -20,6 +21,8 @@ def main(argv):
   base = load_config(_CONFIG.value)
   if _STEPS.value is not None:
     base.train.steps = _STEPS.value
+  if _PROMPTS.value is not None:
+    base.rollout.prompts_per_step = _PROMPTS.value
   out = correction_sweep.run(base, _WORKDIR.value, [int(s) for s in _SEEDS.value],
                              _METHODS.value or correction_sweep.METHODS)
   print("\n" + out["table"])

@@ -39,8 +39,10 @@ def test_tunix_dims_parameter_count():
   assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes)) == want
 
 
-def test_grpo_step_updates_policy():
-  bench = bench_vs_tunix.GrpoStep(SMALL, prompt_len=4, new_tokens=4, prompts=2, generations=2)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])   # bfloat16: the --dtype option's model
+def test_grpo_step_updates_policy(dtype):
+  cfg = ModelConfig(**dict(SMALL_DICT, dtype=dtype, param_dtype="float32"))
+  bench = bench_vs_tunix.GrpoStep(cfg, prompt_len=4, new_tokens=4, prompts=2, generations=2)
   before = jax.tree.map(np.asarray, bench.state.roles["policy"].params)
   s = bench.step(0)
   after = bench.state.roles["policy"].params
