@@ -256,16 +256,6 @@ def logical_axes_of(boxed) -> Any:
                       boxed, is_leaf=lambda x: isinstance(x, nn.Partitioned))
 
 
-def lm_head(params, hidden_btd, cfg: ModelConfig):
-  """Final hidden states (B, T, D) -> float32 logits (B, T, V), as `Decoder` computes them (for scoring
-  only some positions: `forward(..., return_hidden=True)` then this on a slice)."""
-  head = params["embed"].T if cfg.tie_embeddings else params["lm_head"]           # (D, V)
-  logits = jnp.einsum("btd,dv->btv", hidden_btd, head.astype(hidden_btd.dtype), preferred_element_type=jnp.float32)
-  if cfg.final_logit_softcap is not None:
-    logits = jnp.tanh(logits / cfg.final_logit_softcap) * cfg.final_logit_softcap
-  return logits
-
-
 def forward(params, tokens_bt, cfg: ModelConfig, **kw):
   """Functional entry point: (params, tokens (B, T)) -> (logits (B, T, V), cache)."""
   return Decoder(cfg).apply({"params": params}, tokens_bt, **kw)

@@ -12,19 +12,13 @@ from critjax.models import decoder
 from critjax.models.config import ModelConfig
 
 
-def token_logprobs(params, tokens_bt, cfg: ModelConfig, temperature: float = 1.0, *, score_from: int = 0,
-                   entropy_grad: bool = True):
+def token_logprobs(params, tokens_bt, cfg: ModelConfig, temperature: float = 1.0):
   """(B, T) tokens -> (log-probs (B, T), entropies (B, T)) of each token given its prefix.
 
-  `temperature` divides the logits, matching the sampler's behaviour distribution. `score_from`
-  (static) skips the LM head at positions < score_from (prompt tokens no loss reads; their outputs
-  are 0): the vocab projection is the costliest matmul per position. `entropy_grad=False` keeps the
-  entropy out of the backward pass (it is then a metric only)."""
-  hidden, _ = decoder.forward(params, tokens_bt, cfg, return_hidden=True)           # (B, T, D)
-  logits = decoder.lm_head(params, hidden[:, score_from:-1], cfg) / temperature     # (B, T-1-s, V)
-  lse = jax.nn.logsumexp(logits, axis=-1)
-  logp = jnp.take_along_axis(logits, tokens_bt[:, score_from + 1:, None], axis=-1)[..., 0] - lse
-  ent_logits, ent_lse = (logits, lse) if entropy_grad else jax.lax.stop_gradient((logits, lse))
-  entropy = ent_lse - jnp.sum(jax.nn.softmax(ent_logits, axis=-1) * ent_logits, axis=-1)
-  pad = jnp.zeros((tokens_bt.shape[0], score_from + 1), jnp.float32)
+  `temperature` divides the logits, matching the sampler's behaviour distribution."""
+  logits, _ = decoder.forward(params, tokens_bt, cfg)
+  logp_all = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32) / temperature, axis=-1)  # (B, T-1, V)
+  logp = jnp.take_along_axis(logp_all, tokens_bt[:, 1:, None], axis=-1)[..., 0]
+  entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+  pad = jnp.zeros((tokens_bt.shape[0], 1), jnp.float32)
   return jnp.concatenate([pad, logp], axis=1), jnp.concatenate([pad, entropy], axis=1)

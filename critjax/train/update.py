@@ -32,14 +32,11 @@ class RoleSpec:
   loss: LossConfig = LossConfig()
   micro_batches: int = 1
   temperature: float = 1.0            # the sampler's: ratios compare like with like
-  score_from: int = 0                 # first position a loss may read (every row's prompt is longer)
 
 
 def role_loss(params, mb: dict, spec: RoleSpec):
   """-> (loss_sum, denom, metrics as (sum, denom) pairs) for one micro-batch."""
-  needs_entropy_grad = spec.kind == "policy" and spec.loss.entropy_coef > 0
-  logp, entropy = token_logprobs(params, mb["tokens"], spec.model, spec.temperature, score_from=spec.score_from,
-                                 entropy_grad=needs_entropy_grad)
+  logp, entropy = token_logprobs(params, mb["tokens"], spec.model, spec.temperature)
   if spec.kind == "nll":
     total, denom, metrics = nll_loss(logp, mb["mask"])
     metrics["entropy"] = (jax.lax.stop_gradient((entropy * mb["mask"]).sum()), mb["mask"].sum())
