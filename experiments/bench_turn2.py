@@ -40,7 +40,7 @@ def main(argv):
   key = jax.random.PRNGKey(1)
 
   def turn1():
-    ro = s1.generate(params, prompts, np.full((b,), p))
+    ro = s1.generate(params, prompts, np.full((b,), p), key)
     jax.block_until_ready(ro.tokens)
     return ro
 
