@@ -9,7 +9,7 @@ TensorBoard logs, metrics.jsonl, table.md and quickstart.png into the workdir.
 import json
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/quickstart", "output directory")
 _VARIANT = flags.DEFINE_string("config", "configs/score.py:tiny", "config file:variant")
@@ -17,6 +17,7 @@ _VARIANT = flags.DEFINE_string("config", "configs/score.py:tiny", "config file:v
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   from critjax.config import from_configdict
   from critjax.eval import plots
   from critjax.eval.self_correction import format_table

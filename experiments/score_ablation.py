@@ -4,7 +4,7 @@
 
 Writes results.json, table.md (mean ± standard error over seeds) and ablation.png.
 """
-from absl import app, flags
+from absl import app, flags, logging
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/score_ablation", "output directory")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds")
@@ -16,6 +16,7 @@ _PROMPTS = flags.DEFINE_integer("prompts_per_step", None, "override rollout.prom
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   from critjax.train import correction_sweep
   from experiments.config_loading import load_config
   base = load_config(_CONFIG.value)
