@@ -27,7 +27,7 @@ def main(argv):
 
   workdir = Path(_WORKDIR.value)
   cfg = from_configdict(load_config(_VARIANT.value))
-  train(cfg, workdir)
+  run = train(cfg, workdir)
   rows = read_metrics(workdir)
   evals = [r for r in rows if "eval/acc_t1" in r]
   strip = lambda r: {k[len("eval/"):]: v for k, v in r.items() if k.startswith("eval/")}
@@ -36,6 +36,17 @@ def main(argv):
   (workdir / "table.md").write_text(table + "\n")
   plots.training_curves(rows, workdir / "quickstart.png", title="SCoRe on toy arithmetic")
   print("\n" + table)
+  # SCoRe Fig. 1 (right) at toy scale: k self-corrected samples + majority vote vs 2k samples + vote
+  import jax
+  from critjax.eval import correction_protocols
+  from critjax.train.loop import build
+  recipe = build(cfg, workdir)["recipe"]
+  study = correction_protocols.compute_matched(recipe, run.params, recipe.task.eval_problems(cfg.seed, 128),
+                                               jax.random.PRNGKey(cfg.seed), ks=(1, 2, 4))
+  (workdir / "compute_matched.json").write_text(json.dumps(study, indent=2))
+  print("\ncompute-matched majority vote (128 problems, temperature sampling):")
+  for k, par, sc in zip(study["k"], study["parallel_acc"], study["self_correct_acc"]):
+    print(f"  {2 * k:>2} samples: {2 * k} parallel {par:.3f}   vs   {k} x (attempt + correction) {sc:.3f}")
   print(f"\nworkdir: {workdir}  (tensorboard --logdir {workdir / 'tensorboard'}; plot {workdir / 'quickstart.png'})")
   print(json.dumps({"base": base, "score": final}))
 

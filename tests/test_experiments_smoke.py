@@ -25,3 +25,18 @@ def test_score_ablation_sweep_writes_the_table(tmp_path):
   table = (tmp_path / "table.md").read_text()
   assert "score_no_shaping" in table and "Δ(t1,t2)" in table
   assert (tmp_path / "ablation.png").stat().st_size > 1000
+
+
+def test_compute_matched_study_runs(tmp_path):
+  import jax
+  from critjax.config import from_configdict
+  from critjax.eval import correction_protocols
+  from critjax.train import loop
+  cfg = from_configdict(shrink(score_config.get_config("tiny")))
+  parts = loop.build(cfg, tmp_path)
+  params, _ = loop.init_model(cfg, parts["mesh"])
+  recipe = parts["recipe"]
+  out = correction_protocols.compute_matched(recipe, params, recipe.task.eval_problems(0, 3), jax.random.PRNGKey(0),
+                                             ks=(1, 2))
+  assert out["k"] == [1, 2] and out["samples"] == [2, 4]
+  assert all(0.0 <= a <= 1.0 for a in out["parallel_acc"] + out["self_correct_acc"])
