@@ -20,6 +20,7 @@ def parts(tmp_path_factory):
   c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
   c.rollout.update(prompts_per_step=1, group_size=4, max_new_tokens=6)
   c.tokenizer.corpus_size = 2000
+  c.rl.advantage = "reinforce"   # the paper's estimator (the tiny config picks RLOO; tested below)
   cfg = from_configdict(c)
   p = loop.build(cfg, tmp_path_factory.mktemp("w"))
   params, _ = loop.init_model(cfg, p["mesh"])
@@ -64,6 +65,27 @@ def test_score_batch_per_turn(parts, monkeypatch, stage):
   assert (b["mask"][segment == CONTEXT] == 0).all() and (segment == CONTEXT).sum() > 0
   assert out.metrics["stage"] == stage
   np.testing.assert_allclose(out.metrics["accuracy"], CORRECT[:, 1].mean())
+
+
+def test_score_rloo_baseline_per_turn(parts, monkeypatch):
+  """RLOO within each turn's group of 4 (stage II): A_i = R_i - mean of the other three."""
+  import dataclasses
+  cfg, p, params = parts
+  recipe = p["recipe"]
+  recipe.cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, advantage="rloo"))
+  recipe.set_phase(Phase("stage2", 1, {"stage": 2}))
+  scripted(recipe, monkeypatch)
+  seen = {}
+  original = episodes.policy_batch
+  monkeypatch.setattr(episodes, "policy_batch", lambda ro, adv, **kw: seen.update(adv=adv) or original(ro, adv, **kw))
+  try:
+    recipe.collect(params, recipe.task.problems(0, 0, 1), jax.random.PRNGKey(0))
+  finally:
+    recipe.cfg = cfg
+  # turn 1 rewards [0, 1, 1, 0]: 0 - 2/3, 1 - 1/3, 1 - 1/3, 0 - 2/3
+  # turn 2 shaped rewards [11, 1, -10, 0]: 11 - (-9/3), 1 - 1/3, -10 - 12/3, 0 - 2/3
+  expect = [[-2 / 3, 14], [2 / 3, 2 / 3], [2 / 3, -14], [-2 / 3, -2 / 3]]
+  np.testing.assert_allclose(seen["adv"], expect, rtol=1e-6)
 
 
 def test_score_hparams_are_validated():
