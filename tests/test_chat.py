@@ -66,10 +66,9 @@ CONVERSATIONS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILIES))
-def family(request, tmp_path_factory):
-  template, special, cfg, end = FAMILIES[request.param]
-  d = tmp_path_factory.mktemp(request.param)
+def write_family_tokenizer(name, d):
+  """A BPE tokenizer.json + tokenizer_config.json (with the family's chat template) in folder d."""
+  template, special, cfg, end = FAMILIES[name]
   tok = Tokenizer(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()
@@ -78,7 +77,13 @@ def family(request, tmp_path_factory):
   tok.save(str(d / "tokenizer.json"))
   (d / "tokenizer_config.json").write_text(json.dumps(
       dict(cfg, tokenizer_class="PreTrainedTokenizerFast", chat_template=template)))
-  return request.param, d, end
+  return end
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family(request, tmp_path_factory):
+  d = tmp_path_factory.mktemp(request.param)
+  return request.param, d, write_family_tokenizer(request.param, d)
 
 
 @pytest.mark.parametrize("conv", sorted(CONVERSATIONS))

@@ -1,29 +1,18 @@
 """Multi-turn episodes rendered with a model's chat template: the token stream the sampler builds
 (prompt ids, generated turn ending at the end-of-turn marker, appended instruction chunk) equals
 transformers' `apply_chat_template` of the same conversation."""
-import json
-
 import pytest
 import transformers
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from configs import score as score_config
 from critjax.config import from_configdict
 from critjax.train import loop
-from test_chat import CORPUS, FAMILIES
+from test_chat import write_family_tokenizer
 
 
 @pytest.mark.parametrize("family", ["chatml", "llama3", "gemma"])
 def test_episode_tokens_equal_apply_chat_template(tmp_path, family):
-  template, special, tcfg, end = FAMILIES[family]
-  tok = Tokenizer(models.BPE())
-  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-  tok.decoder = decoders.ByteLevel()
-  tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=special,
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-  tok.save(str(tmp_path / "tokenizer.json"))
-  (tmp_path / "tokenizer_config.json").write_text(json.dumps(
-      dict(tcfg, tokenizer_class="PreTrainedTokenizerFast", chat_template=template)))
+  end = write_family_tokenizer(family, tmp_path)
 
   c = score_config.get_config("tiny")
   c.model.update(vocab_size=320, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
