@@ -73,6 +73,7 @@ def test_tokenizer_larger_than_model_vocab_stops_before_training(tmp_path):
   with pytest.raises(ValueError, match="model.vocab_size=16"):
     train(tiny(**{"model.vocab_size": 16}), tmp_path)
   assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+  assert not (tmp_path / "config.json").exists()   # the corrected rerun is not blocked
 
 
 def test_raising_reward_skips_updates_counts_them_and_keeps_checkpoints(tmp_path, monkeypatch):

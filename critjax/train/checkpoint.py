@@ -26,15 +26,18 @@ def _diff(a: Any, b: Any, path: str) -> list[str]:
   return [] if a == b else [f"{path}: {a!r} (workdir) != {b!r} (this run)"]
 
 
-def check_workdir(workdir: Path, config_json: str) -> bool:
-  """Writes config.json in a new workdir; in an existing one, checks it holds the same experiment.
+def check_workdir(workdir: Path, config_json: str, *, write: bool = True) -> bool:
+  """Checks an existing workdir holds the same experiment; writes config.json when `write`.
 
-  Returns True when the workdir already existed with a matching config (a resume)."""
+  Returns True when the workdir already held a matching config (a resume). The trainer checks
+  first and writes only after the rest of the config validated, so a config that fails validation
+  leaves nothing behind that would block its corrected rerun."""
   workdir.mkdir(parents=True, exist_ok=True)
   path = workdir / "config.json"
   new = json.loads(config_json)
   if not path.exists():
-    path.write_text(config_json)
+    if write:
+      path.write_text(config_json)
     return False
   old = json.loads(path.read_text())
   strip = lambda d: {k: v for k, v in d.items() if k not in RESUMABLE_SECTIONS}
@@ -42,7 +45,8 @@ def check_workdir(workdir: Path, config_json: str) -> bool:
   if diffs:
     raise ValueError(f"workdir {workdir} holds a checkpoint of a different experiment; differing fields:\n  "
                      + "\n  ".join(diffs[:20]) + "\nUse a new --workdir (nothing there was changed).")
-  path.write_text(config_json)  # train.* may change (e.g. more steps)
+  if write:
+    path.write_text(config_json)  # train.* may change (e.g. more steps)
   return True
 
 

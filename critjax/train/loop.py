@@ -121,8 +121,9 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   interruption). `init_params` starts from given parameters instead of init + warm-up (ablation
   sweeps share one warm-up across methods); they also become the reference."""
   workdir = Path(workdir)
+  check_workdir(workdir, cfg.to_json(), write=False)   # another experiment's workdir: stop here
+  parts = build(cfg, workdir)                          # validates the rest (recipe args, vocab)
   check_workdir(workdir, cfg.to_json())
-  parts = build(cfg, workdir)
   mesh, task, recipe = parts["mesh"], parts["task"], parts["recipe"]
   writer = MetricWriter(workdir)
   ckpt = Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
