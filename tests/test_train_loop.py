@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from configs import grpo
+from configs import grpo, score
 from critjax.config import from_configdict
 from critjax.data.tasks import TASKS, Arithmetic
 from critjax.train.loop import StepFailed, train
@@ -14,8 +14,8 @@ from critjax.train.metrics import read_metrics
 TIMING = {"step_seconds", "rollout_seconds", "update_seconds", "tokens_per_second"}
 
 
-def tiny(steps=4, **over):
-  c = grpo.get_config("tiny")
+def tiny(steps=4, recipe="grpo", **over):
+  c = (grpo if recipe == "grpo" else score).get_config("tiny")
   c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
   c.warmup.steps = 3
   c.warmup.batch_size = 8
@@ -36,8 +36,10 @@ def strip(rows):
   return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
-  cfg = tiny(steps=4)
+@pytest.mark.parametrize("recipe", ["grpo", "score"])
+def test_resume_equals_uninterrupted_run(tmp_path, recipe):
+  """SCoRe's run crosses the Stage I -> Stage II boundary at the interruption point."""
+  cfg = tiny(steps=4, recipe=recipe, **({"recipe_args.stage1_steps": 2} if recipe == "score" else {}))
   train(cfg, tmp_path / "a")
   train(cfg, tmp_path / "b", stop_after=2)           # "killed" after 2 steps (checkpoint at 2)
   assert max(r["step"] for r in read_metrics(tmp_path / "b")) == 2
@@ -49,6 +51,8 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert ra.keys() == rb.keys()
     for k in ra:
       np.testing.assert_allclose(ra[k], rb[k], rtol=1e-6, err_msg=f"step {ra['step']} {k}")
+  if recipe == "score":
+    assert [r["stage"] for r in rl(b) if "stage" in r] == [2, 2]
   for name in ("config.json", "tokenizer.model", "metrics.jsonl"):
     assert (tmp_path / "a" / name).exists()
   assert list((tmp_path / "a" / "tensorboard").glob("events.out.tfevents.*"))
