@@ -40,3 +40,29 @@ def test_compute_matched_study_runs(tmp_path):
                                              ks=(1, 2))
   assert out["k"] == [1, 2] and out["samples"] == [2, 4]
   assert all(0.0 <= a <= 1.0 for a in out["parallel_acc"] + out["self_correct_acc"])
+
+
+def test_compute_matched_votes_on_extracted_answers(tmp_path, monkeypatch):
+  """Scripted samples for 2 problems, K = 2: the votes worked out by hand."""
+  import jax
+  from critjax.config import from_configdict
+  from critjax.eval import correction_protocols
+  from critjax.train import loop
+  cfg = from_configdict(shrink(score_config.get_config("tiny")))
+  recipe = loop.build(cfg, tmp_path)["recipe"]
+  probs = recipe.task.eval_problems(0, 2)
+  g = [p.answer for p in probs]
+  w = [str(int(a) + 1) for a in g]
+  a = lambda x: f" x ; A: {x}"
+  parallel = [a(g[0]), a(w[0]), a(w[0]), a(w[0]), a(g[1]), a(g[1]), a(w[1]), "no answer"]   # rows of 2K = 4
+  firsts = [a(w[0]), a(w[0]), a(w[1]), a(w[1])]
+  seconds = [a(g[0]), a(g[0]), a(w[1]), "no answer"]
+  def fake(sampler, params, problems, rng, num_samples, turns=None):
+    return None, None, [parallel] if turns == 1 else [firsts, seconds]
+  monkeypatch.setattr(recipe, "attempts", fake)
+  out = correction_protocols.compute_matched(recipe, None, probs, jax.random.PRNGKey(0), ks=(1, 2))
+  # k=1: parallel votes {g0, w0} -> tie, earliest (g0) wins: correct; {g1, g1}: correct -> 1.0
+  #      corrected: [g0] correct; [w1] wrong -> 0.5
+  # k=2: parallel {g0, w0, w0, w0} -> w0 wrong; {g1, g1, w1, None} -> g1 correct -> 0.5
+  #      corrected: [g0, g0] correct; [w1, None] wrong -> 0.5
+  assert out["parallel_acc"] == [1.0, 0.5] and out["self_correct_acc"] == [0.5, 0.5]

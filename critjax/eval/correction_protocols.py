@@ -37,8 +37,10 @@ def compute_matched(recipe, params, problems, rng, ks=(1, 2, 4, 8)) -> list[dict
   _, _, par_texts = recipe.attempts(recipe.sampler, params, problems, k1, 2 * kmax, turns=1)
   _, _, pair_texts = recipe.attempts(recipe.sampler, params, problems, k2, kmax)
   n = len(problems)
-  parallel = np.array(par_texts[0], dtype=object).reshape(n, 2 * kmax)
-  pairs = np.stack([np.array(t, dtype=object).reshape(n, kmax) for t in (pair_texts[0], pair_texts[-1])], axis=-1)
+  # Votes are over extracted final answers (None = no answer, no vote); golds are already answers.
+  extract = lambda texts: [recipe.task.extract(t) for t in texts]
+  parallel = np.array(extract(par_texts[0]), dtype=object).reshape(n, 2 * kmax)
+  pairs = np.stack([np.array(extract(t), dtype=object).reshape(n, kmax) for t in (pair_texts[0], pair_texts[-1])],
+                   axis=-1)
   gold = [p.answer for p in problems]
-  normalize = recipe.task.extract
-  return compute_matched_accuracy(parallel.tolist(), pairs.tolist(), gold, normalize, ks=list(ks))
+  return compute_matched_accuracy(parallel.tolist(), pairs.tolist(), gold, lambda a: a, ks=list(ks))

@@ -210,7 +210,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
       ckpt.save(done, state)
     bar.update(1)
     bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.3f}",
-                    acc=f"{last_eval.get('accuracy', float('nan')):.3f}")
+                    acc=f"{last_eval.get('accuracy', last_eval.get('acc_t2', float('nan'))):.3f}")
     if stop_after is not None and done - start >= stop_after:
       break
   bar.close()
