@@ -63,16 +63,11 @@ def accumulate_grads(params, batch: dict, spec: RoleSpec):
     (total, (denom, metrics)), grads = grad_fn(params, mb)
     return jax.tree.map(jnp.add, carry, (grads, total, denom, metrics)), None
 
-  mb0 = jax.tree.map(lambda x: x[0], mbs)
-  zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: (grad_fn(params, mb0)[1],) + _flat(grad_fn(params, mb0)[0])))
+  (total0, (denom0, metrics0)), grads0 = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[0], mbs))
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), (grads0, total0, denom0, metrics0))
   (grads, total, denom, metrics), _ = jax.lax.scan(body, zeros, mbs)
   scale = 1.0 / jnp.maximum(denom, 1.0)
   return jax.tree.map(lambda g: g * scale, grads), total * scale, metrics
-
-
-def _flat(value_and_aux):
-  total, (denom, metrics) = value_and_aux
-  return total, denom, metrics
 
 
 def apply_role_update(role: RoleState, batch: dict, spec: RoleSpec):
