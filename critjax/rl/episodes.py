@@ -84,10 +84,10 @@ def policy_batch(ro: Rollout, adv_turn_nk: np.ndarray, *, row_valid_n: Optional[
   return batch
 
 
-def sft_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_len: int):
+def sft_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_len: int, *, pad_id: int = 0):
   """Supervised batch: tokens of prompt + completion + EOS, loss on the completion and EOS only."""
   n = len(prompts)
-  tokens = np.full((n, max_len), tokenizer.pad_id, np.int32)
+  tokens = np.full((n, max_len), pad_id, np.int32)
   mask = np.zeros((n, max_len), np.float32)
   for i, (p, c) in enumerate(zip(prompts, completions)):
     p_ids = tokenizer.encode(p)

@@ -50,9 +50,11 @@ class Recipe:
       stops = tuple(i for i in stop_ids(tokenizer) if i != tokenizer.eos_id)
     self.check_args(cfg.recipe_args)
     cap = self.capacity()
-    eos, pad = tokenizer.eos_id, tokenizer.pad_id if tokenizer.pad_id is not None else tokenizer.eos_id
-    self.sampler = Sampler(model_cfg, cfg.sampling(eos, pad, extra_stop_ids=stops), cap)
-    self.greedy_sampler = Sampler(model_cfg, cfg.sampling(eos, pad, greedy=True, extra_stop_ids=stops), cap)
+    eos = tokenizer.eos_id
+    # Many HF tokenizers define no pad token; padding is always masked, so EOS serves.
+    self.pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else eos
+    self.sampler = Sampler(model_cfg, cfg.sampling(eos, self.pad_id, extra_stop_ids=stops), cap)
+    self.greedy_sampler = Sampler(model_cfg, cfg.sampling(eos, self.pad_id, greedy=True, extra_stop_ids=stops), cap)
     self.eval_rng = jax.random.PRNGKey(0)  # unused by greedy decoding; fixed for reproducibility
 
   # --- configuration -----------------------------------------------------------------------------
@@ -103,7 +105,7 @@ class Recipe:
   def start(self, params, problems: Sequence[Problem], num_samples: int, sampler: Optional[Sampler] = None):
     """Prefill the prompts of `problems` (with `sampler`'s capacity; default the training sampler)."""
     ids, lens = episodes.encode_prompts(self.encode_prompt, self.prompt_texts(problems), self.cfg.rollout.max_prompt_len,
-                                        [p.id for p in problems], pad_id=self.sampler.scfg.pad_id)
+                                        [p.id for p in problems], pad_id=self.pad_id)
     return (sampler or self.sampler).start(params, ids, lens, num_samples=num_samples)
 
   def collect(self, params, problems: Sequence[Problem], rng) -> Collected:
@@ -120,7 +122,7 @@ class Recipe:
       raise ValueError(f"warm-up needs worked solutions; problems {missing[:5]} have none")
     prompts = self.prompt_texts(problems)
     return episodes.sft_batch(self.tokenizer, prompts, [p.solution for p in problems],
-                              self.cfg.rollout.max_prompt_len + self.cfg.rollout.max_new_tokens)
+                              self.cfg.rollout.max_prompt_len + self.cfg.rollout.max_new_tokens, pad_id=self.pad_id)
 
 
 RECIPES: Registry[type] = Registry("recipe")

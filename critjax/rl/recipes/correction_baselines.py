@@ -75,7 +75,7 @@ class PairSFT(MultiTurn):
         rows.append((prefix + list(tokens[c][segment[c] == 0]), len(prefix)))
     cap = self.capacity()
     batch = _nll_rows(rows, len(rep), episodes.bucket(max((len(r[0]) for r in rows), default=1), cap),
-                      self.tokenizer.pad_id)
+                      self.pad_id)
     metrics = {"accuracy": float(correct.mean()), "pairs": len(rows),
                "generated_tokens": int(episodes.turn_lengths(ro, 1).sum())}
     return Collected(batch=batch, metrics=metrics)

@@ -19,8 +19,9 @@ import dataclasses
 import zlib
 from typing import Optional, Sequence
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from critjax.eval.self_correction import self_correction_metrics
 from critjax.rl import episodes
@@ -77,7 +78,6 @@ class MultiTurn(Recipe):
     """Generates len(chunks) turns per row; chunks[k] (token ids or None) is appended before turn k.
 
     Returns the rollout and the decoded text of every turn, [K][N]."""
-    import jax
     ro = self.start(params, problems, num_samples, sampler)
     n = len(problems) * num_samples
     keys = jax.random.split(rng, len(chunks))
@@ -108,7 +108,7 @@ class MultiTurn(Recipe):
     tok, instr = self.tokenizer, self.instruction_ids()
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
-    tokens = np.full((len(problems), cap), tok.pad_id, np.int32)
+    tokens = np.full((len(problems), cap), self.pad_id, np.int32)
     mask = np.zeros((len(problems), cap), np.float32)
     for i, p in enumerate(problems):
       prompt = tok.encode(self.template.first_prompt(p.problem))
