@@ -15,7 +15,9 @@ from critjax.sampling.sampler import Sampler
 from critjax.sampling.token_choice import SamplingConfig
 from kernels import backend
 
-LLAMA = ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16,
+# Compiled on a GPU (`experiments/gpu_checks.sh`) the kernels need head dims of 64/128/256.
+HEAD_DIM = 64 if backend.platform() == "gpu" else 16
+LLAMA = ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=HEAD_DIM,
                     d_ff=64)
 # Gemma-2-like: soft-capped logits and alternating sliding-window layers exercise every mask kind.
 GEMMA = dataclasses.replace(LLAMA, n_heads=8, n_kv_heads=1, attn_logit_softcap=20.0,
@@ -91,7 +93,7 @@ def _ops_touching(jaxpr, shapes) -> set:
 def test_pallas_reads_the_kv_head_major_cache_in_place(t):
   """A (B, K, S, D) cache goes straight into the pallas_call: no transpose, pad or copy of it (or
   of its (B, S, K, D) transpose) anywhere in the traced attention."""
-  b, h, kh, s, d = 2, 4, 2, 48, 16
+  b, h, kh, s, d = 2, 4, 2, 48, HEAD_DIM
   q = jax.ShapeDtypeStruct((b, t, h, d), jnp.float32)
   cache = jax.ShapeDtypeStruct((b, kh, s, d), jnp.float32)
   pos, kl = jax.ShapeDtypeStruct((b, t), jnp.int32), jax.ShapeDtypeStruct((b,), jnp.int32)
