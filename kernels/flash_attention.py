@@ -123,7 +123,9 @@ def _dkv_kernel(qoff_ref, kvlen_ref, q_ref, k_ref, v_ref, do_ref, lse_ref, delta
   if p.window is not None:  # last query that still sees this tile's last key, as a tile count
     last = k_first + block_k - 1 + p.window - 1 - q_off
     hi = jnp.where(last >= 0, jnp.clip(div(jnp.maximum(last, 0), block_q) + 1, 0, n_q_blocks), 0)
-  hi = jnp.where(k_first < kv_len, hi, lo)
+  # No query sees a tile past kv_len. Written as arithmetic, not `where`: with both branches
+  # constant (non-causal, one query tile) Pallas Triton lowered `where` to an i1 value.
+  hi = lo + (hi - lo) * (k_first < kv_len).astype(jnp.int32)
   lo = jnp.minimum(lo, hi)
 
   def body(i, carry, g: int):
