@@ -42,7 +42,8 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
                 kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=None, entropy_coef=0.0)))
   if arg == "tiny":
     c.model = ml_collections.ConfigDict(tiny_model())
-    c.task = ml_collections.ConfigDict(dict(name="arithmetic", min_digits=2, max_digits=3, path=None, split="train"))
+    c.task = ml_collections.ConfigDict(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False,
+                                           path=None, split="train"))
     c.tokenizer = ml_collections.ConfigDict(dict(kind="train_spm", path=None, vocab_size=64, corpus_size=20_000,
                                                  chat_template=False))
     c.warmup = ml_collections.ConfigDict(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=None,

@@ -23,6 +23,7 @@ class TaskConfig:
   name: str = "arithmetic"          # arithmetic | gsm8k | math500 | humaneval
   min_digits: int = 2               # arithmetic only
   max_digits: int = 3
+  answer_first: bool = False        # arithmetic only: "A: <answer> ; check <columns>" format
   path: Optional[str] = None        # dataset file (real tasks); None = the copy in ../shared/data
   split: str = "train"
 

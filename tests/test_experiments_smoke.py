@@ -66,3 +66,17 @@ def test_compute_matched_votes_on_extracted_answers(tmp_path, monkeypatch):
   # k=2: parallel {g0, w0, w0, w0} -> w0 wrong; {g1, g1, w1, None} -> g1 correct -> 0.5
   #      corrected: [g0, g0] correct; [w1, None] wrong -> 0.5
   assert out["parallel_acc"] == [1.0, 0.5] and out["self_correct_acc"] == [0.5, 0.5]
+
+
+def test_sweep_overrides_set_fields_and_name_unknown_ones():
+  import pytest
+  from experiments.score_ablation import apply_override
+  c = score_config.get_config("tiny")
+  apply_override(c, "task.answer_first=True")
+  apply_override(c, "warmup.steps=300")
+  apply_override(c, "recipe_args.template=toy")
+  assert c.task.answer_first is True and c.warmup.steps == 300 and c.recipe_args.template == "toy"
+  with pytest.raises(ValueError, match="config has no field 'task.answer_frist'"):
+    apply_override(c, "task.answer_frist=True")
+  with pytest.raises(ValueError, match="expected key=value"):
+    apply_override(c, "warmup.steps")

@@ -1,5 +1,6 @@
 """Tasks: deterministic problem streams, the toy reward, and the real datasets wired to their rewards."""
 import numpy as np
+import pytest
 
 from critjax.config import TaskConfig
 from critjax.data.arithmetic import ArithmeticTask
@@ -7,8 +8,19 @@ from critjax.data.tasks import make_task
 
 
 def test_worked_solution_by_hand():
-  assert ArithmeticTask.solution(358, 267) == " 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625"
-  assert ArithmeticTask.solution(95, 7) == " 5+7=12 c1 ; 9+0+1=10 c1 ; A: 102"
+  assert ArithmeticTask().solution(358, 267) == " 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625"
+  assert ArithmeticTask().solution(95, 7) == " 5+7=12 c1 ; 9+0+1=10 c1 ; A: 102"
+
+
+def test_answer_first_format_by_hand():
+  """Answer committed first, then the worked check; the reward reads the committed answer."""
+  task = ArithmeticTask(answer_first=True)
+  assert task.solution(358, 267) == " A: 625 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0"
+  assert task.reward(" A: 615 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0", "625") == 0.0
+  assert task.reward(task.solution(95, 7), "102") == 1.0
+  cfg_task = make_task(TaskConfig(answer_first=True))
+  p = cfg_task.problems(0, 0, 1)[0]
+  assert p.solution.startswith(f" A: {p.answer} ; check ")
 
 
 def test_arithmetic_stream_is_a_function_of_seed_and_index():
@@ -33,9 +45,10 @@ def test_gsm8k_task_scores_with_math_verify():
     task.close()
 
 
-def test_flawed_solutions_are_wrong_and_well_formed():
+@pytest.mark.parametrize("answer_first", [False, True])
+def test_flawed_solutions_are_wrong_and_well_formed(answer_first):
   rng = np.random.default_rng(0)
-  task = ArithmeticTask()
+  task = ArithmeticTask(answer_first=answer_first)
   for i in range(200):
     a, b = task.problem(0, i)
     text = task.flawed_solution(a, b, rng)

@@ -26,6 +26,10 @@ _ANSWER_RE = re.compile(r"A:\s*(-?\d+)")
 class ArithmeticTask:
   min_digits: int = 2
   max_digits: int = 3
+  # "Answer, then check" format: ` A: 625 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0`. The answer
+  # is committed before the columns are worked, so a first attempt's answer is often wrong while
+  # its own check is right: an error the attempt itself exposes, fixable by reading the check.
+  answer_first: bool = False
 
   def __post_init__(self):
     if not 1 <= self.min_digits <= self.max_digits:
@@ -47,8 +51,7 @@ class ArithmeticTask:
   def answer(a: int, b: int) -> str:
     return str(a + b)
 
-  @staticmethod
-  def solution(a: int, b: int) -> str:
+  def solution(self, a: int, b: int) -> str:
     """The correct worked solution (the completion after the prompt)."""
     da, db = str(a)[::-1], str(b)[::-1]
     carry, steps = 0, []
@@ -59,10 +62,14 @@ class ArithmeticTask:
       terms = f"{x}+{y}" + (f"+{carry}" if carry else "")
       carry = s // 10
       steps.append(f"{terms}={s} c{carry}")
-    return " " + " ; ".join(steps) + f" ; A: {a + b}"
+    return self._layout(steps, a + b)
 
-  @staticmethod
-  def flawed_solution(a: int, b: int, rng: np.random.Generator) -> str:
+  def _layout(self, steps: list[str], answer: int) -> str:
+    if self.answer_first:
+      return f" A: {answer} ; check " + " ; ".join(steps)
+    return " " + " ; ".join(steps) + f" ; A: {answer}"
+
+  def flawed_solution(self, a: int, b: int, rng: np.random.Generator) -> str:
     """A worked solution with one realistic slip: a dropped carry, or one column's sum off by one.
 
     Used only for correction demonstrations in the self-correction warm-up (see configs/score.py)."""
@@ -86,7 +93,7 @@ class ArithmeticTask:
     answer = (str(carry) if carry else "") + "".join(reversed(digits))
     if int(answer) == a + b:  # the slip cancelled out (no carry to drop): shift the last digit
       answer = str(a + b + 1)
-    return " " + " ; ".join(steps) + f" ; A: {int(answer)}"
+    return self._layout(steps, int(answer))
 
   @staticmethod
   def extract(completion: str):
