@@ -68,15 +68,18 @@ def test_compute_matched_votes_on_extracted_answers(tmp_path, monkeypatch):
   assert out["parallel_acc"] == [1.0, 0.5] and out["self_correct_acc"] == [0.5, 0.5]
 
 
-def test_sweep_overrides_set_fields_and_name_unknown_ones():
-  import pytest
-  from experiments.score_ablation import apply_override
-  c = score_config.get_config("tiny")
-  apply_override(c, "task.answer_first=True")
-  apply_override(c, "warmup.steps=300")
-  apply_override(c, "recipe_args.template=toy")
-  assert c.task.answer_first is True and c.warmup.steps == 300 and c.recipe_args.template == "toy"
-  with pytest.raises(ValueError, match="config has no field 'task.answer_frist'"):
-    apply_override(c, "task.answer_frist=True")
-  with pytest.raises(ValueError, match="expected key=value"):
-    apply_override(c, "warmup.steps")
+def test_sweep_config_overrides_reach_the_sweep_and_name_unknown_fields():
+  """`--config.a.b=value` (ml_collections config flags, as in experiments/train.py) reaches the
+  config every method starts from; a mistyped field stops the sweep at flag parsing, naming it."""
+  import subprocess
+  import sys
+  probe = ("import sys, runpy\n"
+           "from critjax.train import correction_sweep as cs\n"
+           "cs.run = lambda base, *a, **k: (print('got', base.task.answer_first, base.warmup.steps), sys.exit(0))\n"
+           "sys.argv = ['score_ablation', '--config.task.answer_first=True', '--config.warmup.steps=300']\n"
+           "runpy.run_module('experiments.score_ablation', run_name='__main__')\n")
+  out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0 and "got True 300" in out.stdout, out.stderr[-2000:]
+  out = subprocess.run([sys.executable, "-m", "experiments.score_ablation", "--workdir=/nonexistent",
+                        "--config.task.answer_frist=True"], capture_output=True, text=True, timeout=120)
+  assert out.returncode != 0 and "answer_frist" in out.stderr

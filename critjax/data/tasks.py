@@ -64,7 +64,7 @@ class Arithmetic(Task):
   template = "toy"
 
   def __init__(self, cfg):
-    self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits, getattr(cfg, "answer_first", False))
+    self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits, cfg.answer_first)
 
   def _problem(self, seed: int, index: int) -> Problem:
     a, b = self.gen.problem(seed, index)
