@@ -111,14 +111,20 @@ class MultiTurn(Recipe):
     tokens = np.full((len(problems), cap), self.pad_id, np.int32)
     mask = np.zeros((len(problems), cap), np.float32)
     for i, p in enumerate(problems):
-      prompt = tok.encode(self.template.first_prompt(p.problem))
-      full = tok.encode(self.template.first_prompt(p.problem) + p.solution)
-      sol = (full[len(prompt):] if full[:len(prompt)] == prompt else tok.encode(p.solution)) + [tok.eos_id]
-      attempts = [sol] * self.turns
+      text = self.template.first_prompt(p.problem)
+      prompt = tok.encode(text)
+
+      def attempt_ids(completion: str) -> list[int]:
+        # Encoded together with the prompt (as the model reads it), unless the prompt's tokens
+        # merge across the boundary; then on its own.
+        full = tok.encode(text + completion)
+        return (full[len(prompt):] if full[:len(prompt)] == prompt else tok.encode(completion)) + [tok.eos_id]
+
+      attempts = [attempt_ids(p.solution)] * self.turns
       if rng.random() < self.cfg.warmup.correction_fraction:
         flawed = self.task.flawed_solution(p, rng)
         if flawed is not None:
-          attempts[0] = tok.encode(self.template.first_prompt(p.problem) + flawed)[len(prompt):] + [tok.eos_id]
+          attempts[0] = attempt_ids(flawed)
       ids, spans = list(prompt), []
       for k, att in enumerate(attempts):
         if k:
