@@ -6,6 +6,10 @@ Variants:
   tiny          toy arithmetic on a 2-core CPU: warm-up on the two-attempt format, Stage I then
                 Stage II (a third / two thirds of the steps). Paper hyper-parameters alpha = 10,
                 beta1 = 0.01; beta2 = 0.1 (MATH value).
+  tiny_check    the "answer, then check" toy (BENCHMARKS.md): one-shot answer first, then a worked
+                check of it, so a wrong first answer sits beside the evidence that fixes it. 1-2 digit
+                operands, a 1500-step warm-up of which 30% are hasty attempts (wrong answer, correct
+                check, trained on the check only). The warm-up alone takes ~12 min on a 2-core CPU.
   qwen2.5-1.5b  GSM8K/MATH with Table 5's MATH settings (lr 5e-6, batch 512 episodes, T = 1.0,
                 alpha 10, beta1 0.01, beta2 0.1), REINFORCE. Cannot run on a CPU; validated by tests.
   gemma2-2b     the same on a Gemma 2 2B shape.
@@ -14,6 +18,11 @@ from configs import common
 
 
 def get_config(arg: str = "tiny"):
+  if arg == "tiny_check":
+    c = get_config("tiny")
+    c.task.update(answer_first=True, check_total=False, min_digits=1, max_digits=2)
+    c.warmup.update(steps=1500, hasty_fraction=0.3)
+    return c
   c = common.base_config(arg)
   c.name = "score"
   c.recipe = "score"

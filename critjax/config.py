@@ -23,7 +23,8 @@ class TaskConfig:
   name: str = "arithmetic"          # arithmetic | gsm8k | math500 | humaneval
   min_digits: int = 2               # arithmetic only
   max_digits: int = 3
-  answer_first: bool = False        # arithmetic only: "A: <answer> ; check <columns>" format
+  answer_first: bool = False        # arithmetic only: "A: <answer> ; check <columns> ; = <total>" format
+  check_total: bool = True          # answer_first only: end the check with its total ("; = 625")
   path: Optional[str] = None        # dataset file (real tasks); None = the copy in ../shared/data
   split: str = "train"
 
@@ -67,10 +68,17 @@ class WarmupConfig:
   # Multi-turn recipes: fraction of warm-up episodes whose first attempt is a task-made flawed
   # solution and whose second attempt is correct (correction demonstrations on synthetic errors).
   correction_fraction: float = 0.0
+  # Multi-turn recipes: fraction of warm-up episodes that are a single "hasty" attempt (a wrong
+  # committed answer, then a correct check), trained on the check only; see Task.hasty_solution.
+  hasty_fraction: float = 0.0
 
   def __post_init__(self):
-    if not 0.0 <= self.correction_fraction <= 1.0:
-      raise ValueError(f"warmup.correction_fraction must be in [0, 1], got {self.correction_fraction}")
+    for name in ("correction_fraction", "hasty_fraction"):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f"warmup.{name} must be in [0, 1], got {getattr(self, name)}")
+    if self.correction_fraction + self.hasty_fraction > 1.0:
+      raise ValueError(f"warmup.correction_fraction + warmup.hasty_fraction must be <= 1, got "
+                       f"{self.correction_fraction} + {self.hasty_fraction}")
 
 
 @dataclasses.dataclass(frozen=True)

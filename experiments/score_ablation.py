@@ -3,6 +3,9 @@
   python -m experiments.score_ablation --workdir=workdirs/score_ablation --seeds=0,1,2
   python -m experiments.score_ablation --seeds=0 --methods=base,score --config.task.answer_first=True
 
+  # seeds run apart (one process or host each), then one table:
+  python -m experiments.score_ablation --workdir=sweep --merge=sweep_s0,sweep_s1,sweep_s2
+
 Writes results.json, table.md (mean ± standard error over seeds) and ablation.png.
 """
 from absl import app, flags, logging
@@ -15,12 +18,17 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/score.py:tiny",
 _METHODS = flags.DEFINE_list("methods", None, "subset of methods (default: all)")
 _STEPS = flags.DEFINE_integer("steps", None, "override train.steps for every trained method")
 _PROMPTS = flags.DEFINE_integer("prompts_per_step", None, "override rollout.prompts_per_step")
+_MERGE = flags.DEFINE_list("merge", None, "train nothing: merge these sweeps' results.json into --workdir")
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   from critjax.train import correction_sweep
+  if _MERGE.value:
+    out = correction_sweep.merge(_MERGE.value, _WORKDIR.value)
+    print("\n" + out["table"])
+    return
   base = _CONFIG.value
   if _STEPS.value is not None:
     base.train.steps = _STEPS.value

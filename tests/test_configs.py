@@ -36,6 +36,24 @@ def test_real_model_shapes_match_published_sizes(variant):
   assert abs(n - PARAMS[variant]) / PARAMS[variant] < 0.02
 
 
+def test_answer_then_check_variant_is_the_tiny_toy_in_that_format():
+  tiny, check = (load_config(f"configs/score.py:{v}") for v in ("tiny", "tiny_check"))
+  assert check.task.answer_first and not check.task.check_total and check.warmup.hasty_fraction == 0.3
+  assert check.model == tiny.model and check.rl == tiny.rl and check.rollout == tiny.rollout
+  from_configdict(check)
+
+
 def test_variant_names_are_checked():
   with pytest.raises(ValueError, match="unknown config variant"):
     load_config("configs/grpo.py:qwen-7b")
+
+
+@pytest.mark.parametrize("fields, named", [
+    (dict(correction_fraction=1.5), "warmup.correction_fraction"),
+    (dict(hasty_fraction=-0.1), "warmup.hasty_fraction"),
+    (dict(correction_fraction=0.6, hasty_fraction=0.6), "correction_fraction \\+ warmup.hasty_fraction"),
+])
+def test_warmup_fractions_are_checked(fields, named):
+  from critjax.config import WarmupConfig
+  with pytest.raises(ValueError, match=named):
+    WarmupConfig(**fields)

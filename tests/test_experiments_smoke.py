@@ -20,6 +20,7 @@ def test_score_ablation_sweep_writes_the_table(tmp_path):
   out = correction_sweep.run(shrink(score_config.get_config("tiny")), tmp_path, seeds=[0], log=lambda s: None)
   results = json.loads((tmp_path / "results.json").read_text())
   assert set(results) == set(correction_sweep.METHODS)
+  assert json.loads((tmp_path / "results.partial.json").read_text()) == results
   for rows in results.values():
     assert 0.0 <= rows[0]["acc_t1"] <= 1.0 and "delta_c2i" in rows[0]
   table = (tmp_path / "table.md").read_text()
@@ -83,3 +84,21 @@ def test_sweep_config_overrides_reach_the_sweep_and_name_unknown_fields():
   out = subprocess.run([sys.executable, "-m", "experiments.score_ablation", "--workdir=/nonexistent",
                         "--config.task.answer_frist=True"], capture_output=True, text=True, timeout=120)
   assert out.returncode != 0 and "answer_frist" in out.stderr
+
+
+def test_merge_joins_sweeps_run_apart_and_refuses_overlaps(tmp_path):
+  """Two one-seed sweeps merged: the table's mean and standard error are those of both seeds."""
+  import pytest
+  rows = lambda seed, a1, a2: {"seed": seed, "acc_t1": a1, "acc_t2": a2, "delta": a2 - a1,
+                               "delta_i2c": max(a2 - a1, 0.0), "delta_c2i": max(a1 - a2, 0.0)}
+  for name, seed, a1, a2 in [("s0", 0, 0.2, 0.3), ("s1", 1, 0.4, 0.7)]:
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps({"base": [rows(seed, a1, a2)]}))
+  out = correction_sweep.merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "all")
+  assert [r["seed"] for r in out["results"]["base"]] == [0, 1]
+  # delta: mean of 0.1 and 0.3 = 20.0%; standard error = std(ddof=1) / sqrt(2) = 0.1414 / 1.414 = 10.0%
+  assert "20.0 ± 10.0" in (tmp_path / "all" / "table.md").read_text()
+  with pytest.raises(ValueError, match="seed"):
+    correction_sweep.merge([tmp_path / "s0", tmp_path / "s0"], tmp_path / "dup")
+  with pytest.raises(FileNotFoundError, match="results.json"):
+    correction_sweep.merge([tmp_path / "s0", tmp_path / "missing"], tmp_path / "bad")

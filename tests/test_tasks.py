@@ -15,12 +15,27 @@ def test_worked_solution_by_hand():
 def test_answer_first_format_by_hand():
   """Answer committed first, then the worked check; the reward reads the committed answer."""
   task = ArithmeticTask(answer_first=True)
-  assert task.solution(358, 267) == " A: 625 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0"
-  assert task.reward(" A: 615 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0", "625") == 0.0
+  assert task.solution(358, 267) == " A: 625 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; = 625"
+  # a hasty answer beside a correct check: the reward reads the committed answer, not the total
+  assert task.reward(" A: 615 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; = 625", "625") == 0.0
   assert task.reward(task.solution(95, 7), "102") == 1.0
+  assert ArithmeticTask(answer_first=True, check_total=False).solution(95, 7) == " A: 102 ; check 5+7=12 c1 ; 9+0+1=10 c1"
   cfg_task = make_task(TaskConfig(answer_first=True))
   p = cfg_task.problems(0, 0, 1)[0]
   assert p.solution.startswith(f" A: {p.answer} ; check ")
+
+
+@pytest.mark.parametrize("check_total", [True, False])
+def test_hasty_solutions_pair_a_wrong_answer_with_the_right_check(check_total):
+  task = ArithmeticTask(1, 3, answer_first=True, check_total=check_total)
+  rng = np.random.default_rng(0)
+  for i in range(200):
+    a, b = task.problem(0, i)
+    head, check = task.hasty_solution(a, b, rng)
+    digits = head.removeprefix(" A: ")
+    assert int(digits) != a + b and len(digits) == len(str(a + b)) and (digits == "0" or digits[0] != "0")
+    assert head + check != task.solution(a, b) and check == task.solution(a, b).split(str(a + b), 1)[1]
+  assert ArithmeticTask().hasty_solution(12, 34, rng) is None      # only the answer-first format has one
 
 
 def test_arithmetic_stream_is_a_function_of_seed_and_index():

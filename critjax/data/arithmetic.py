@@ -26,10 +26,14 @@ _ANSWER_RE = re.compile(r"A:\s*(-?\d+)")
 class ArithmeticTask:
   min_digits: int = 2
   max_digits: int = 3
-  # "Answer, then check" format: ` A: 625 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0`. The answer
-  # is committed before the columns are worked, so a first attempt's answer is often wrong while
-  # its own check is right: an error the attempt itself exposes, fixable by reading the check.
+  # "Answer, then check" format: ` A: 625 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; = 625`.
+  # The answer is committed before the columns are worked, so a first attempt's answer is often
+  # wrong while its own check (ending in the total it computes) is right: an error the attempt
+  # itself exposes, fixable by reading the check's total.
   answer_first: bool = False
+  # Answer-first only: end the check with the total it computes (`; = 625`). Without it, reading
+  # the right answer off a check means assembling it from the columns' last digits.
+  check_total: bool = True
 
   def __post_init__(self):
     if not 1 <= self.min_digits <= self.max_digits:
@@ -53,6 +57,11 @@ class ArithmeticTask:
 
   def solution(self, a: int, b: int) -> str:
     """The correct worked solution (the completion after the prompt)."""
+    return self._layout(self.solution_steps(a, b), a + b)
+
+  @staticmethod
+  def solution_steps(a: int, b: int) -> list[str]:
+    """The columns, least significant first: ['8+7=15 c1', '5+6+1=12 c1', '3+2+1=6 c0']."""
     da, db = str(a)[::-1], str(b)[::-1]
     carry, steps = 0, []
     for i in range(max(len(da), len(db))):
@@ -62,11 +71,11 @@ class ArithmeticTask:
       terms = f"{x}+{y}" + (f"+{carry}" if carry else "")
       carry = s // 10
       steps.append(f"{terms}={s} c{carry}")
-    return self._layout(steps, a + b)
+    return steps
 
   def _layout(self, steps: list[str], answer: int) -> str:
     if self.answer_first:
-      return f" A: {answer} ; check " + " ; ".join(steps)
+      return f" A: {answer} ; check " + " ; ".join(steps) + (f" ; = {answer}" if self.check_total else "")
     return " " + " ; ".join(steps) + f" ; A: {answer}"
 
   def flawed_solution(self, a: int, b: int, rng: np.random.Generator) -> str:
@@ -94,6 +103,25 @@ class ArithmeticTask:
     if int(answer) == a + b:  # the slip cancelled out (no carry to drop): shift the last digit
       answer = str(a + b + 1)
     return self._layout(steps, int(answer))
+
+  def hasty_solution(self, a: int, b: int, rng: np.random.Generator):
+    """Answer-first only: a wrong committed answer followed by a correct check, as (head, check).
+
+    ` A: 615` + ` ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; = 625`. The warm-up trains on the
+    check alone (see MultiTurn.warmup_batch): the model learns that a check is worked from the
+    digits, not copied from the answer above it, without ever being shown what to do next."""
+    if not self.answer_first:
+      return None
+    total = a + b
+    digits = list(str(total))
+    i = int(rng.integers(len(digits)))
+    d = int(digits[i])
+    new = (d + int(rng.choice([-1, 1]))) % 10
+    if i == 0 and new == 0 and len(digits) > 1:   # keep the leading digit non-zero
+      new = 2 if d == 1 else 1
+    digits[i] = str(new)
+    head, check = self._layout(self.solution_steps(a, b), total).split(" ; check ", 1)
+    return f" A: {''.join(digits)}", " ; check " + check
 
   @staticmethod
   def extract(completion: str):

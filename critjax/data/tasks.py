@@ -52,6 +52,10 @@ class Task:
     """A plausible wrong worked solution (correction demonstrations), if the task can make one."""
     return None
 
+  def hasty_solution(self, problem: Problem, rng: np.random.Generator) -> Optional[tuple[str, str]]:
+    """(a wrong committed answer, a correct check of it) for warm-up, if the task's format has one."""
+    return None
+
   def close(self):
     pass
 
@@ -64,7 +68,7 @@ class Arithmetic(Task):
   template = "toy"
 
   def __init__(self, cfg):
-    self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits, cfg.answer_first)
+    self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits, cfg.answer_first, cfg.check_total)
 
   def _problem(self, seed: int, index: int) -> Problem:
     a, b = self.gen.problem(seed, index)
@@ -89,6 +93,10 @@ class Arithmetic(Task):
   def flawed_solution(self, problem, rng):
     a, b = map(int, problem.problem.split("+"))
     return self.gen.flawed_solution(a, b, rng)
+
+  def hasty_solution(self, problem, rng):
+    a, b = map(int, problem.problem.split("+"))
+    return self.gen.hasty_solution(a, b, rng)
 
 
 def make_task(cfg) -> Task:

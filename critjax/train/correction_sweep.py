@@ -81,10 +81,39 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
         res = loop.train(from_configdict(c), workdir / f"seed{seed}" / m, init_params=base_params)
         metrics = evaluator.evaluate(res.params, problems)
       results[m].append({"seed": seed, **metrics})
+      # rows so far, so a run cut short still leaves every finished method's numbers
+      (workdir / "results.partial.json").write_text(json.dumps(results, indent=2))
       log(f"seed {seed} {m:>17}: acc@t1 {metrics['acc_t1']:.3f} acc@t2 {metrics['acc_t2']:.3f} "
-          f"delta {metrics['delta']:+.3f}  ({time.perf_counter() - t0:.0f}s)")
+          f"delta {metrics['delta']:+.3f} i->c {metrics['delta_i2c']:.3f} c->i {metrics['delta_c2i']:.3f}"
+          f"  ({time.perf_counter() - t0:.0f}s)")
+  return {**write_outputs(results, workdir), "seconds": time.perf_counter() - t0}
+
+
+def write_outputs(results: dict[str, list[dict]], workdir: Path) -> dict:
+  """results.json, table.md (mean ± standard error over seeds) and ablation.png in workdir."""
+  workdir.mkdir(parents=True, exist_ok=True)
   table = format_table(results)
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
   (workdir / "table.md").write_text(table + "\n")
   write_bar_chart(results, str(workdir / "ablation.png"))
-  return {"results": results, "table": table, "seconds": time.perf_counter() - t0}
+  return {"results": results, "table": table}
+
+
+def merge(sources: Sequence[Path], workdir: Path) -> dict:
+  """One table from sweeps run apart (e.g. a seed per process or per host): their results.json
+  files must hold the same methods and disjoint seeds."""
+  merged: dict[str, list[dict]] = {}
+  for src in sources:
+    path = Path(src) / "results.json"
+    if not path.exists():
+      raise FileNotFoundError(f"{path}: no results.json (did that sweep finish?)")
+    part = json.loads(path.read_text())
+    if merged and set(part) != set(merged):
+      raise ValueError(f"{path}: methods {sorted(part)} differ from the first source's {sorted(merged)}")
+    for m, rows in part.items():
+      seen = {r["seed"] for r in merged.get(m, [])}
+      dup = seen & {r["seed"] for r in rows}
+      if dup:
+        raise ValueError(f"{path}: seed(s) {sorted(dup)} of method {m!r} already come from another source")
+      merged.setdefault(m, []).extend(rows)
+  return write_outputs(merged, Path(workdir))

@@ -104,7 +104,9 @@ class MultiTurn(Recipe):
     Mostly the attempt is the correct solution (answer again after the instruction). A fraction
     `warmup.correction_fraction` of episodes instead start from a task-made flawed solution (a
     dropped carry, a column off by one) corrected in the next attempt: the base model sees what a
-    correction is, on synthetic slips, not on its own errors."""
+    correction is, on synthetic slips, not on its own errors. A fraction `warmup.hasty_fraction`
+    are a single attempt from `Task.hasty_solution` (a wrong answer, then a correct check of it),
+    trained on the check only."""
     tok, instr = self.tokenizer, self.instruction_ids()
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
@@ -121,16 +123,27 @@ class MultiTurn(Recipe):
         return (full[len(prompt):] if full[:len(prompt)] == prompt else tok.encode(completion)) + [tok.eos_id]
 
       attempts = [attempt_ids(p.solution)] * self.turns
-      if rng.random() < self.cfg.warmup.correction_fraction:
+      u, hasty = rng.random(), None
+      if u < self.cfg.warmup.correction_fraction:
         flawed = self.task.flawed_solution(p, rng)
         if flawed is not None:
           attempts[0] = attempt_ids(flawed)
-      ids, spans = list(prompt), []
-      for k, att in enumerate(attempts):
-        if k:
-          ids += instr
-        spans.append((len(ids), len(ids) + len(att)))
-        ids += att
+      elif u < self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction:
+        hasty = self.task.hasty_solution(p, rng)
+      if hasty is not None:
+        # One attempt, loss on its check only: the wrong answer is context, not a target, and no
+        # second attempt shows what to do about it.
+        head, full = attempt_ids(hasty[0])[:-1], attempt_ids(hasty[0] + hasty[1])
+        shared = next((j for j, (x, y) in enumerate(zip(head, full)) if x != y), len(head))
+        ids = list(prompt) + full
+        spans = [(len(prompt) + shared, len(ids))]
+      else:
+        ids, spans = list(prompt), []
+        for k, att in enumerate(attempts):
+          if k:
+            ids += instr
+          spans.append((len(ids), len(ids) + len(att)))
+          ids += att
       tokens[i, :len(ids)] = ids
       for a, b in spans:
         mask[i, a:b] = 1.0
