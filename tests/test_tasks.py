@@ -19,7 +19,8 @@ def test_answer_first_format_by_hand():
   # a hasty answer beside a correct check: the reward reads the committed answer, not the total
   assert task.reward(" A: 615 ; check 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; = 625", "625") == 0.0
   assert task.reward(task.solution(95, 7), "102") == 1.0
-  assert ArithmeticTask(answer_first=True, check_total=False).solution(95, 7) == " A: 102 ; check 5+7=12 c1 ; 9+0+1=10 c1"
+  no_total = ArithmeticTask(answer_first=True, check_total=False)
+  assert no_total.solution(95, 7) == " A: 102 ; check 5+7=12 c1 ; 9+0+1=10 c1"
   cfg_task = make_task(TaskConfig(answer_first=True))
   p = cfg_task.problems(0, 0, 1)[0]
   assert p.solution.startswith(f" A: {p.answer} ; check ")

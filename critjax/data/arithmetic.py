@@ -120,7 +120,7 @@ class ArithmeticTask:
     if i == 0 and new == 0 and len(digits) > 1:   # keep the leading digit non-zero
       new = 2 if d == 1 else 1
     digits[i] = str(new)
-    head, check = self._layout(self.solution_steps(a, b), total).split(" ; check ", 1)
+    _, check = self._layout(self.solution_steps(a, b), total).split(" ; check ", 1)
     return f" A: {''.join(digits)}", " ; check " + check
 
   @staticmethod
