@@ -71,14 +71,19 @@ class WarmupConfig:
   # Multi-turn recipes: fraction of warm-up episodes that are a single "hasty" attempt (a wrong
   # committed answer, then a correct check), trained on the check only; see Task.hasty_solution.
   hasty_fraction: float = 0.0
+  # Multi-turn recipes: fraction of warm-up episodes whose correct first attempt is "revised" into a
+  # task-made flawed one (both trained): a base that sometimes breaks a right answer when asked to
+  # check it, as the SCoRe paper's base models do (Delta^{c->i} 15.8% on MATH).
+  revise_fraction: float = 0.0
 
   def __post_init__(self):
-    for name in ("correction_fraction", "hasty_fraction"):
+    names = ("correction_fraction", "hasty_fraction", "revise_fraction")
+    for name in names:
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ValueError(f"warmup.{name} must be in [0, 1], got {getattr(self, name)}")
-    if self.correction_fraction + self.hasty_fraction > 1.0:
-      raise ValueError(f"warmup.correction_fraction + warmup.hasty_fraction must be <= 1, got "
-                       f"{self.correction_fraction} + {self.hasty_fraction}")
+    if sum(getattr(self, n) for n in names) > 1.0:
+      raise ValueError("warmup.correction_fraction + hasty_fraction + revise_fraction must be <= 1, got "
+                       + " + ".join(str(getattr(self, n)) for n in names))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,7 +51,9 @@ def test_variant_names_are_checked():
 @pytest.mark.parametrize("fields, named", [
     (dict(correction_fraction=1.5), "warmup.correction_fraction"),
     (dict(hasty_fraction=-0.1), "warmup.hasty_fraction"),
-    (dict(correction_fraction=0.6, hasty_fraction=0.6), "correction_fraction \\+ warmup.hasty_fraction"),
+    (dict(revise_fraction=2.0), "warmup.revise_fraction"),
+    (dict(correction_fraction=0.6, hasty_fraction=0.6), "correction_fraction \\+ hasty_fraction \\+ revise_fraction"),
+    (dict(correction_fraction=0.5, revise_fraction=0.6), "0.5 \\+ 0.0 \\+ 0.6"),
 ])
 def test_warmup_fractions_are_checked(fields, named):
   from critjax.config import WarmupConfig

@@ -21,16 +21,16 @@ def decode_spans(recipe, tokens, mask):
       [t for t in tokens.tolist() if t not in (recipe.pad_id, tok.eos_id)])
 
 
-def test_warmup_episodes_correct_flawed_and_hasty(tmp_path):
+def test_warmup_episodes_correct_flawed_hasty_and_revised(tmp_path):
   c = score_config.get_config("tiny")
   c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
   c.tokenizer.corpus_size = 2000
   c.task.update(answer_first=True, min_digits=1, max_digits=2)
-  c.warmup.update(correction_fraction=0.3, hasty_fraction=0.4)
+  c.warmup.update(correction_fraction=0.25, hasty_fraction=0.3, revise_fraction=0.25)
   recipe = loop.build(from_configdict(c), tmp_path)["recipe"]
   problems = recipe.task.problems(0, 0, 64)
   batch = recipe.warmup_batch(problems)
-  kinds = {"repeat": 0, "flawed": 0, "hasty": 0}
+  kinds = {"repeat": 0, "flawed": 0, "hasty": 0, "revised": 0}
   for p, toks, mask in zip(problems, batch["tokens"], batch["mask"]):
     spans, text = decode_spans(recipe, toks, mask)
     gold_check = p.solution.split(" ; check ", 1)[1]          # columns and total of the correct solution
@@ -42,8 +42,17 @@ def test_warmup_episodes_correct_flawed_and_hasty(tmp_path):
       assert spans[0].strip() == f"; check {gold_check}"
       assert text.count("A:") == 1
     else:                         # two attempts, both trained, the instruction between them is not
-      assert len(spans) == 2 and spans[1].strip() == p.solution.strip()
-      kinds["repeat" if spans[0].strip() == p.solution.strip() else "flawed"] += 1
-  # 64 episodes at 0.3 / 0.4: each kind present (binomial odds of a miss are < 1e-8)
+      assert len(spans) == 2
+      first, second = (s.strip() for s in spans)
+      answers = [s.split("A:", 1)[1].split(";", 1)[0].strip() for s in (first, second)]
+      if first == second == p.solution.strip():
+        kinds["repeat"] += 1
+      elif second == p.solution.strip():        # a wrong first attempt, then the correct solution
+        assert answers[0] != p.answer
+        kinds["flawed"] += 1
+      else:                                     # a right first attempt "revised" into a wrong one
+        assert first == p.solution.strip() and answers[1] != p.answer
+        kinds["revised"] += 1
+  # 64 episodes at 0.25 / 0.3 / 0.25: each kind present (binomial odds of a miss are < 1e-6)
   assert all(v > 0 for v in kinds.values()), kinds
   assert float(np.asarray(batch["mask"]).sum()) > 0

@@ -2,6 +2,8 @@
 early with a clear message and loses no checkpoint."""
 import json
 
+import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -16,6 +18,8 @@ TIMING = {"step_seconds", "rollout_seconds", "update_seconds", "tokens_per_secon
 
 def tiny(steps=4, recipe="grpo", **over):
   c = (grpo if recipe == "grpo" else score).get_config("tiny")
+  if recipe not in ("grpo", "score"):            # a SCoRe baseline (star, pair_sft)
+    c.recipe, c.recipe_args = recipe, ml_collections.ConfigDict(dict(template="toy", attempts=2, data="online"))
   c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
   c.warmup.steps = 3
   c.warmup.batch_size = 8
@@ -96,3 +100,32 @@ def test_raising_reward_skips_updates_counts_them_and_keeps_checkpoints(tmp_path
   rows = [r for r in read_metrics(tmp_path) if r.get("reward_errors") == 1.0]
   assert len(rows) == 3 and all(r["skipped"] == 1.0 for r in rows)
   assert (tmp_path / "checkpoints" / "2").exists()
+
+
+@pytest.mark.parametrize("data", ["online", "base"])
+def test_sft_baselines_sample_from_the_policy_or_the_frozen_base(tmp_path, monkeypatch, data):
+  """recipe_args.data='base' (the paper's offline STaR / Pair-SFT): every step's episodes come from the
+  starting model while the policy moves; 'online' samples the moving policy."""
+  from critjax.rl.recipes.base import Collected
+  from critjax.rl.recipes.correction_baselines import STaR
+  seen, collect = [], STaR.collect
+
+  def spy(self, params, problems, rng):
+    seen.append(jax.tree.map(np.array, params))
+    out = collect(self, params, problems, rng)
+    # Loss on every token, so that the policy surely moves even when no episode was kept.
+    return Collected(batch={"tokens": out.batch["tokens"], "mask": np.ones_like(out.batch["mask"])},
+                     metrics=out.metrics)
+
+  monkeypatch.setattr(STaR, "collect", spy)
+  result = train(tiny(steps=3, recipe="star", **{"recipe_args.data": data}), tmp_path)
+  assert len(seen) == 3
+  moved = lambda a, b: any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert moved(seen[0], jax.tree.map(np.array, result.params))         # the policy was trained
+  assert moved(seen[0], seen[2]) == (data == "online")
+
+
+def test_sft_baseline_data_source_is_checked(tmp_path):
+  with pytest.raises(ValueError, match="config.recipe_args.data"):
+    train(tiny(steps=1, recipe="pair_sft", **{"recipe_args.data": "replay"}), tmp_path)
+  assert not (tmp_path / "checkpoints").exists()

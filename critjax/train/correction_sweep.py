@@ -6,8 +6,10 @@ evaluated by the same greedy two-attempt protocol. Rows follow SCoRe Tables 2-4:
 
   base              the warm-up model prompted to self-correct
   self_refine       the warm-up model with Self-Refine prompting (feedback, then refine)
-  star              STaR-style filtered SFT on successful second attempts
-  pair_sft          Pair-SFT on (wrong attempt -> correct attempt) pairs
+  star              STaR-style filtered SFT on successful second attempts, re-sampled every step
+  pair_sft          Pair-SFT on (wrong attempt -> correct attempt) pairs, re-sampled every step
+  star_offline      STaR on episodes of the frozen base model, the paper's form (its data is
+  pair_sft_offline  generated once by the base model); Pair-SFT likewise
   single_turn_rl    RL on the first attempt only (same estimator and KL), then prompted to correct
   score_no_stage1   SCoRe with all steps in Stage II
   score_no_shaping  SCoRe with r2 = r_hat(y2) (no progress bonus)
@@ -30,18 +32,19 @@ from critjax.eval import correction_protocols
 from critjax.eval.self_correction import format_table, write_bar_chart
 from critjax.train import loop
 
-METHODS = ("base", "self_refine", "star", "pair_sft", "single_turn_rl", "score_no_stage1",
-           "score_no_shaping", "score")
+METHODS = ("base", "self_refine", "star_offline", "pair_sft_offline", "star", "pair_sft", "single_turn_rl",
+           "score_no_stage1", "score_no_shaping", "score")
 
 
 def method_config(base: ml_collections.ConfigDict, method: str) -> ml_collections.ConfigDict:
   """The SCoRe config changed only where the method differs (recipe, its args, its loss kind)."""
   c = copy.deepcopy(base)
   c.name = f"{base.name}_{method}"
-  if method in ("star", "pair_sft"):
-    c.recipe = method
+  if method.removesuffix("_offline") in ("star", "pair_sft"):
+    c.recipe = method.removesuffix("_offline")
     c.recipe_args = ml_collections.ConfigDict(dict(template=base.recipe_args.template,
-                                                   attempts=base.recipe_args.attempts))
+                                                   attempts=base.recipe_args.attempts,
+                                                   data="base" if method.endswith("_offline") else "online"))
   elif method == "single_turn_rl":
     c.recipe = "grpo"
     c.recipe_args = ml_collections.ConfigDict(dict(template=base.recipe_args.template))

@@ -142,7 +142,8 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   opt = make_optimizer(cfg.optim.learning_rate, warmup_steps=cfg.optim.warmup_steps, b1=cfg.optim.b1,
                        b2=cfg.optim.b2, weight_decay=cfg.optim.weight_decay, grad_clip=cfg.optim.grad_clip)
   # The reference is a copy: the update donates the policy's buffers, which must not be shared.
-  frozen = {"reference": jax.tree.map(jnp.copy, params)} if recipe.needs_reference() else {}
+  keep_reference = recipe.needs_reference() or recipe.samples_from_reference()
+  frozen = {"reference": jax.tree.map(jnp.copy, params)} if keep_reference else {}
   state = new_state({"policy": params}, {"policy": opt}, frozen, cfg.seed)
   shardings = state_shardings(state, {"policy": axes, "reference": axes}, mesh)
   state = jax.device_put(state, shardings)
@@ -175,7 +176,8 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     problems = task.problems(cfg.seed, int(state.data_index), b)
     rng, key = jax.random.split(state.rng)
     try:
-      collected = recipe.collect(state.roles["policy"].params, problems, key)
+      actor = state.frozen["reference"] if recipe.samples_from_reference() else state.roles["policy"].params
+      collected = recipe.collect(actor, problems, key)
     except Exception as e:  # a raising reward function: skip this update, count it, keep going
       logging.error("step %d: rollout/reward failed (%s: %s); update skipped", step + 1, type(e).__name__, e)
       collected = None

@@ -77,7 +77,12 @@ class Recipe:
     self.phase = phase
 
   def needs_reference(self) -> bool:
+    """Keep a frozen copy of the starting model and score every batch under it (KL terms)."""
     return self.cfg.rl.loss.kl_coef > 0
+
+  def samples_from_reference(self) -> bool:
+    """Roll out with the frozen starting model instead of the policy (offline-data baselines)."""
+    return False
 
   # --- rollouts ----------------------------------------------------------------------------------
   def prompt_texts(self, problems: Sequence[Problem]) -> list[str]:

@@ -1,22 +1,54 @@
 """The self-correction baselines of SCoRe's tables, on the same rollout parts and budget.
 
-  star      STaR-style filtered SFT (Zelikman et al. 2022, as SCoRe's D+_StaR): roll out two attempts
-            with the current model, keep episodes whose last attempt is correct, fine-tune on that
-            attempt given the context. Online (re-sampled every step) rather than one offline pass:
-            the toy budget is steps, and the online form is the stronger baseline.
+  star      STaR-style filtered SFT (Zelikman et al. 2022, as SCoRe's D+_StaR): roll out two attempts,
+            keep episodes whose last attempt is correct, fine-tune on that attempt given the context.
   pair_sft  Pair-SFT (Welleck et al. 2023, as SCoRe's D_SFT): sample single attempts, pair a wrong
             attempt with a correct one for the same problem, fine-tune on
             [prompt][wrong][instruction][correct] with the loss on the correct attempt only.
+recipe_args.data picks where the episodes come from: 'online' (default; the current model, re-sampled
+every step) or 'base' (the frozen starting model, as in the paper, whose SFT data is generated once
+by the base model). Fresh base samples every step are one pass over an offline dataset of the same
+size (steps x prompts x samples), so both forms see the same number of episodes.
 Single-turn RL is the 'grpo' recipe; the prompted baselines (base, Self-Refine) need no training
 and are evaluation modes (critjax.eval.correction_protocols).
 """
 from __future__ import annotations
+
+import dataclasses
+from typing import Optional
 
 import numpy as np
 
 from critjax.rl import episodes
 from critjax.rl.recipes.base import RECIPES, Collected
 from critjax.rl.recipes.score import MultiTurn
+
+DATA_SOURCES = ("online", "base")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineArgs:
+  template: Optional[str] = None
+  attempts: int = 2
+  data: str = "online"
+
+  def __post_init__(self):
+    if int(self.attempts) != self.attempts or self.attempts < 1:
+      raise ValueError(f"config.recipe_args.attempts must be an integer >= 1, got {self.attempts!r}")
+    if self.data not in DATA_SOURCES:
+      raise ValueError(f"config.recipe_args.data must be one of {DATA_SOURCES}, got {self.data!r}")
+
+
+class FilteredSFT(MultiTurn):
+  """Shared by the SFT baselines: NLL loss, no KL, episodes from the policy or the frozen base."""
+  args_cls = BaselineArgs
+  loss_kind = "nll"
+
+  def needs_reference(self) -> bool:
+    return False
+
+  def samples_from_reference(self) -> bool:
+    return self.args.data == "base"
 
 
 def _nll_rows(rows: list[tuple[list[int], int]], n_rows: int, length: int, pad_id: int) -> dict:
@@ -31,12 +63,7 @@ def _nll_rows(rows: list[tuple[list[int], int]], n_rows: int, length: int, pad_i
 
 
 @RECIPES.register("star")
-class STaR(MultiTurn):
-  loss_kind = "nll"
-
-  def needs_reference(self) -> bool:
-    return False
-
+class STaR(FilteredSFT):
   def collect(self, params, problems, rng) -> Collected:
     g = self.cfg.rollout.group_size
     ro, correct, _ = self.attempts(self.sampler, params, problems, rng, g)
@@ -50,12 +77,7 @@ class STaR(MultiTurn):
 
 
 @RECIPES.register("pair_sft")
-class PairSFT(MultiTurn):
-  loss_kind = "nll"
-
-  def needs_reference(self) -> bool:
-    return False
-
+class PairSFT(FilteredSFT):
   def collect(self, params, problems, rng) -> Collected:
     g = self.cfg.rollout.group_size
     ro = self.start(params, problems, g)

@@ -106,7 +106,9 @@ class MultiTurn(Recipe):
     dropped carry, a column off by one) corrected in the next attempt: the base model sees what a
     correction is, on synthetic slips, not on its own errors. A fraction `warmup.hasty_fraction`
     are a single attempt from `Task.hasty_solution` (a wrong answer, then a correct check of it),
-    trained on the check only."""
+    trained on the check only. A fraction `warmup.revise_fraction` revise a correct first attempt
+    into a flawed one: the base then breaks right answers when asked to correct them, as the paper's
+    base models do (and fixes wrong ones from the correction demonstrations)."""
     tok, instr = self.tokenizer, self.instruction_ids()
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
@@ -130,6 +132,11 @@ class MultiTurn(Recipe):
           attempts[0] = attempt_ids(flawed)
       elif u < self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction:
         hasty = self.task.hasty_solution(p, rng)
+      elif u < (self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction
+                + self.cfg.warmup.revise_fraction):
+        flawed = self.task.flawed_solution(p, rng)
+        if flawed is not None:     # a right first attempt "revised" into a wrong one, every later turn
+          attempts[1:] = [attempt_ids(flawed)] * (self.turns - 1)
       if hasty is not None:
         # One attempt, loss on its check only: the wrong answer is context, not a target, and no
         # second attempt shows what to do about it.
