@@ -10,9 +10,8 @@ Variants:
                 check of it, so a wrong first answer sits beside the evidence that fixes it. 1-2 digit
                 operands, a 1500-step warm-up of which 30% are hasty attempts (wrong answer, correct
                 check, trained on the check only). The warm-up alone takes ~12 min on a 2-core CPU.
-  tiny_revise   tiny_check whose warm-up also "revises" right first attempts into wrong ones as often
-                as it corrects wrong ones: the base breaks answers when asked to check them, as the
-                paper's base models do (BENCHMARKS.md says why this variant exists).
+  tiny_discover tiny_check without correction demonstrations in the warm-up: correcting must be
+                discovered from the model's own samples (BENCHMARKS.md).
   qwen2.5-1.5b  GSM8K/MATH with Table 5's MATH settings (lr 5e-6, batch 512 episodes, T = 1.0,
                 alpha 10, beta1 0.01, beta2 0.1), REINFORCE. Cannot run on a CPU; validated by tests.
   gemma2-2b     the same on a Gemma 2 2B shape.
@@ -26,12 +25,12 @@ def get_config(arg: str = "tiny"):
     c.task.update(answer_first=True, check_total=False, min_digits=1, max_digits=2)
     c.warmup.update(steps=1500, hasty_fraction=0.3)
     return c
-  if arg == "tiny_revise":
-    # tiny_check with the paper's starting point: a base whose revisions go both ways. As many warm-up
-    # episodes break a right first attempt (revise) as fix a wrong one (correction), so asking the
-    # base to correct itself helps little or hurts, as in the paper's Table (base Delta -11.2).
+  if arg == "tiny_discover":
+    # tiny_check without correction demonstrations: the base has only seen second attempts that repeat
+    # a right first one, so any correction must be found in the model's own samples, as for the
+    # paper's base models, which were never taught to correct themselves.
     c = get_config("tiny_check")
-    c.warmup.revise_fraction = c.warmup.correction_fraction
+    c.warmup.correction_fraction = 0.0
     return c
   c = common.base_config(arg)
   c.name = "score"

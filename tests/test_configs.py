@@ -41,6 +41,10 @@ def test_answer_then_check_variant_is_the_tiny_toy_in_that_format():
   assert check.task.answer_first and not check.task.check_total and check.warmup.hasty_fraction == 0.3
   assert check.model == tiny.model and check.rl == tiny.rl and check.rollout == tiny.rollout
   from_configdict(check)
+  discover = load_config("configs/score.py:tiny_discover")
+  assert discover.warmup.correction_fraction == 0.0 and tiny.warmup.correction_fraction == 0.2
+  discover.warmup.correction_fraction = check.warmup.correction_fraction
+  assert discover == check       # the one difference
 
 
 def test_variant_names_are_checked():
