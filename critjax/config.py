@@ -72,8 +72,8 @@ class WarmupConfig:
   # committed answer, then a correct check), trained on the check only; see Task.hasty_solution.
   hasty_fraction: float = 0.0
   # Multi-turn recipes: fraction of warm-up episodes whose correct first attempt is "revised" into a
-  # task-made flawed one (both trained): a base that sometimes breaks a right answer when asked to
-  # check it, as the SCoRe paper's base models do (Delta^{c->i} 15.8% on MATH).
+  # task-made flawed one (both trained): for a base that sometimes breaks a right answer when asked
+  # to check it, as the SCoRe paper's base models do (Delta^{c->i} 15.8% on MATH).
   revise_fraction: float = 0.0
 
   def __post_init__(self):

@@ -107,8 +107,8 @@ class MultiTurn(Recipe):
     correction is, on synthetic slips, not on its own errors. A fraction `warmup.hasty_fraction`
     are a single attempt from `Task.hasty_solution` (a wrong answer, then a correct check of it),
     trained on the check only. A fraction `warmup.revise_fraction` revise a correct first attempt
-    into a flawed one: the base then breaks right answers when asked to correct them, as the paper's
-    base models do (and fixes wrong ones from the correction demonstrations)."""
+    into a flawed one, for a base that sometimes breaks a right answer when asked to correct it (as
+    the paper's base models do; a random slip is rarely the greedy choice, see BENCHMARKS.md)."""
     tok, instr = self.tokenizer, self.instruction_ids()
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
