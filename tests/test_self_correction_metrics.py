@@ -161,3 +161,19 @@ def test_compute_matched_bad_shapes():
     voting.compute_matched_accuracy([["1", "2"]], [[("1", "1")]], ["1"], _norm, ks=[2])
   with pytest.raises(ValueError, match="one row per problem"):
     voting.compute_matched_accuracy([["1", "2"]], [[("1", "1")]], ["1", "2"], _norm)
+
+
+def test_paired_differences_by_seed():
+  rows = {"score": [{"seed": 0, "delta": 0.10, "acc_t2": 0.60}, {"seed": 1, "delta": 0.20, "acc_t2": 0.70},
+                    {"seed": 2, "delta": 0.05, "acc_t2": 0.50}],
+          "star": [{"seed": 2, "delta": 0.02, "acc_t2": 0.40}, {"seed": 0, "delta": 0.12, "acc_t2": 0.55},
+                   {"seed": 1, "delta": 0.10, "acc_t2": 0.70}],
+          "base": [{"seed": 0, "delta": 0.0, "acc_t2": 0.5}]}
+  lines = sc.format_paired(rows, "score").strip().splitlines()
+  assert lines[0] == "| score minus | Seeds | Δ(t1,t2) | ahead | Acc@t2 | ahead |"
+  # Δ differences -0.02, +0.10, +0.03 (matched by seed, not by position): mean 0.11/3; deviations
+  # -0.0567, 0.0633, -0.0067; sum sq 0.0072667; se sqrt(0.0072667 / 2 / 3) = 0.0348.
+  # Acc@t2 differences 0.05, 0.00, 0.10: mean 0.05, se sqrt(0.005 / 2 / 3) = 0.0289; a tie is not ahead.
+  assert lines[2] == "| star | 3 | 3.7 ± 3.5 | 2/3 | 5.0 ± 2.9 | 2/3 |"
+  assert lines[3] == "| base | 1 | 10.0 | 1/1 | 10.0 | 1/1 |"
+  assert len(lines) == 4                      # no row for the reference itself

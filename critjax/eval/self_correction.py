@@ -160,6 +160,31 @@ def format_table(rows: Mapping[str, Sequence[Mapping[str, float]]], *, columns=T
   return "\n".join(lines) + "\n"
 
 
+def format_paired(rows: Mapping[str, Sequence[Mapping[str, float]]], reference: str, *,
+                  keys=(("delta", "Δ(t1,t2)"), ("acc_t2", "Acc@t2")), percent: bool = True,
+                  digits: int = 1) -> str:
+  """Markdown table of `reference` minus every other method, paired by seed: "mean ± se" of the
+  per-seed differences, and on how many shared seeds the reference is ahead.
+
+  Seeds share a base model, so the paired difference removes the seed-to-seed spread of the bases
+  that dominates the unpaired standard errors of `format_table`."""
+  scale = 100.0 if percent else 1.0
+  ref = {m["seed"]: m for m in rows[reference]}
+  header = f"| {reference} minus | Seeds | " + " | ".join(
+      f"{title} | ahead" for _, title in keys) + " |"
+  lines = [header, "|" + "---|" * (2 * len(keys) + 2)]
+  for method, per_seed in rows.items():
+    pairs = [(ref[m["seed"]], m) for m in per_seed if m["seed"] in ref and method != reference]
+    if not pairs:
+      continue
+    cells = []
+    for key, _ in keys:
+      diffs = [a[key] - b[key] for a, b in pairs]
+      cells.append(_cell(*mean_stderr(diffs), scale, digits) + f" | {sum(d > 0 for d in diffs)}/{len(diffs)}")
+    lines.append(f"| {method} | {len(pairs)} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def write_bar_chart(rows: Mapping[str, Sequence[Mapping[str, float]]], path: str, *,
                     columns=TABLE_COLUMNS, percent: bool = True, title: str = "Self-correction") -> None:
   """Grouped bar chart (one group per metric, one bar per method, stderr error bars) written as PNG.

@@ -29,7 +29,7 @@ import ml_collections
 
 from critjax.config import ExperimentConfig, from_configdict
 from critjax.eval import correction_protocols
-from critjax.eval.self_correction import format_table, write_bar_chart
+from critjax.eval.self_correction import format_paired, format_table, write_bar_chart
 from critjax.train import loop
 
 METHODS = ("base", "self_refine", "star_offline", "pair_sft_offline", "star", "pair_sft", "single_turn_rl",
@@ -93,9 +93,12 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
 
 
 def write_outputs(results: dict[str, list[dict]], workdir: Path) -> dict:
-  """results.json, table.md (mean ± standard error over seeds) and ablation.png in workdir."""
+  """results.json, table.md (mean ± standard error over seeds; with SCoRe, its paired differences
+  from every other row) and ablation.png in workdir."""
   workdir.mkdir(parents=True, exist_ok=True)
   table = format_table(results)
+  if "score" in results and len(results) > 1:
+    table += "\nPaired by seed:\n\n" + format_paired(results, "score")
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
   (workdir / "table.md").write_text(table + "\n")
   write_bar_chart(results, str(workdir / "ablation.png"))
