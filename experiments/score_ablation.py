@@ -6,7 +6,8 @@
   # seeds run apart (one process or host each), then one table:
   python -m experiments.score_ablation --workdir=sweep --merge=sweep_s0,sweep_s1,sweep_s2
 
-Writes results.json, table.md (mean ± standard error over seeds) and ablation.png.
+Writes results.json, table.md (mean ± standard error over seeds, then SCoRe minus every row paired
+by seed) and ablation.png.
 """
 from absl import app, flags, logging
 from ml_collections import config_flags

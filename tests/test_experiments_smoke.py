@@ -1,6 +1,8 @@
 """Smoke tests: the SCoRe ablation sweep and the turn-2 benchmark run end to end on shrunken configs."""
 import json
 
+import pytest
+
 
 from configs import score as score_config
 from critjax.train import correction_sweep
@@ -26,6 +28,13 @@ def test_score_ablation_sweep_writes_the_table(tmp_path):
   table = (tmp_path / "table.md").read_text()
   assert "score_no_shaping" in table and "Δ(t1,t2)" in table
   assert (tmp_path / "ablation.png").stat().st_size > 1000
+
+
+def test_unknown_method_is_refused_before_any_training(tmp_path):
+  with pytest.raises(ValueError, match=r"unknown method\(s\) \['star_ofline'\]"):
+    correction_sweep.run(shrink(score_config.get_config("tiny")), tmp_path, seeds=[0],
+                         methods=["base", "star_ofline"], log=lambda s: None)
+  assert not any(tmp_path.iterdir())
 
 
 def test_compute_matched_study_runs(tmp_path):

@@ -61,6 +61,9 @@ def method_config(base: ml_collections.ConfigDict, method: str) -> ml_collection
 def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], methods: Sequence[str] = METHODS,
         log: Callable[[str], None] = print) -> dict:
   """Trains and evaluates every method for every seed; writes results.json, table.md, ablation.png."""
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:          # before any warm-up: a typo should not cost the base model's minutes
+    raise ValueError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
   workdir = Path(workdir)
   results: dict[str, list[dict]] = {m: [] for m in methods}
   t0 = time.perf_counter()
