@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-
 from configs import score as score_config
 from critjax.train import correction_sweep
 
@@ -97,7 +96,6 @@ def test_sweep_config_overrides_reach_the_sweep_and_name_unknown_fields():
 
 def test_merge_joins_sweeps_run_apart_and_refuses_overlaps(tmp_path):
   """Two one-seed sweeps merged: the table's mean and standard error are those of both seeds."""
-  import pytest
   rows = lambda seed, a1, a2: {"seed": seed, "acc_t1": a1, "acc_t2": a2, "delta": a2 - a1,
                                "delta_i2c": max(a2 - a1, 0.0), "delta_c2i": max(a1 - a2, 0.0)}
   for name, seed, a1, a2 in [("s0", 0, 0.2, 0.3), ("s1", 1, 0.4, 0.7)]:
