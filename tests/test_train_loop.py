@@ -129,3 +129,10 @@ def test_sft_baseline_data_source_is_checked(tmp_path):
   with pytest.raises(ValueError, match="config.recipe_args.data"):
     train(tiny(steps=1, recipe="pair_sft", **{"recipe_args.data": "replay"}), tmp_path)
   assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("attempts", [0, 1.5])
+def test_sft_baseline_attempts_are_checked(attempts):
+  from critjax.rl.recipes.correction_baselines import BaselineArgs
+  with pytest.raises(ValueError, match=r"config.recipe_args.num_attempts \(K\) must be an integer >= 1"):
+    BaselineArgs(attempts=attempts)

@@ -22,6 +22,7 @@ import numpy as np
 from critjax.rl import episodes
 from critjax.rl.recipes.base import RECIPES, Collected
 from critjax.rl.recipes.score import MultiTurn
+from critjax.rl.score_rewards import validate_score_hparams
 
 DATA_SOURCES = ("online", "base")
 
@@ -33,8 +34,10 @@ class BaselineArgs:
   data: str = "online"
 
   def __post_init__(self):
-    if int(self.attempts) != self.attempts or self.attempts < 1:
-      raise ValueError(f"config.recipe_args.attempts must be an integer >= 1, got {self.attempts!r}")
+    try:
+      validate_score_hparams(num_attempts=self.attempts)      # the same K check as SCoRe's
+    except ValueError as e:
+      raise ValueError(f"config.recipe_args.{e}") from None
     if self.data not in DATA_SOURCES:
       raise ValueError(f"config.recipe_args.data must be one of {DATA_SOURCES}, got {self.data!r}")
 
