@@ -174,8 +174,8 @@ def format_paired(rows: Mapping[str, Sequence[Mapping[str, float]]], reference: 
       f"{title} | ahead" for _, title in keys) + " |"
   lines = [header, "|" + "---|" * (2 * len(keys) + 2)]
   for method, per_seed in rows.items():
-    pairs = [(ref[m["seed"]], m) for m in per_seed if m["seed"] in ref and method != reference]
-    if not pairs:
+    pairs = [(ref[m["seed"]], m) for m in per_seed if m["seed"] in ref]
+    if method == reference or not pairs:
       continue
     cells = []
     for key, _ in keys:

@@ -40,11 +40,12 @@ def method_config(base: ml_collections.ConfigDict, method: str) -> ml_collection
   """The SCoRe config changed only where the method differs (recipe, its args, its loss kind)."""
   c = copy.deepcopy(base)
   c.name = f"{base.name}_{method}"
-  if method.removesuffix("_offline") in ("star", "pair_sft"):
-    c.recipe = method.removesuffix("_offline")
+  recipe, offline = method.removesuffix("_offline"), method.endswith("_offline")
+  if recipe in ("star", "pair_sft"):
+    c.recipe = recipe
     c.recipe_args = ml_collections.ConfigDict(dict(template=base.recipe_args.template,
                                                    attempts=base.recipe_args.attempts,
-                                                   data="base" if method.endswith("_offline") else "online"))
+                                                   data="base" if offline else "online"))
   elif method == "single_turn_rl":
     c.recipe = "grpo"
     c.recipe_args = ml_collections.ConfigDict(dict(template=base.recipe_args.template))
