@@ -75,6 +75,10 @@ class WarmupConfig:
   # task-made flawed one (both trained): for a base that sometimes breaks a right answer when asked
   # to check it, as the SCoRe paper's base models do (Delta^{c->i} 15.8% on MATH).
   revise_fraction: float = 0.0
+  # What the revised attempt is: "slip" (Task.flawed_solution, a random slip; greedy decoding rarely
+  # reproduces it) or "misconception" (Task.misconceived_solution, the same error every time, e.g. all
+  # carries dropped, so the base breaks right answers under greedy decoding too).
+  revise_error: str = "slip"
 
   def __post_init__(self):
     names = ("correction_fraction", "hasty_fraction", "revise_fraction")
@@ -84,6 +88,8 @@ class WarmupConfig:
     if sum(getattr(self, n) for n in names) > 1.0:
       raise ValueError("warmup.correction_fraction + hasty_fraction + revise_fraction must be <= 1, got "
                        + " + ".join(str(getattr(self, n)) for n in names))
+    if self.revise_error not in ("slip", "misconception"):
+      raise ValueError(f"warmup.revise_error must be 'slip' or 'misconception', got {self.revise_error!r}")
 
 
 @dataclasses.dataclass(frozen=True)

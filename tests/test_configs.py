@@ -45,6 +45,10 @@ def test_answer_then_check_variant_is_the_tiny_toy_in_that_format():
   assert discover.warmup.correction_fraction == 0.0 and tiny.warmup.correction_fraction == 0.2
   discover.warmup.correction_fraction = check.warmup.correction_fraction
   assert discover == check       # the one difference
+  premise = load_config("configs/score.py:tiny_premise")
+  assert premise.warmup.revise_fraction == 0.4 and premise.warmup.revise_error == "misconception"
+  premise.warmup.update(revise_fraction=0.0, revise_error="slip")
+  assert premise == load_config("configs/score.py:tiny_discover")     # the two differences
 
 
 def test_variant_names_are_checked():
@@ -58,6 +62,7 @@ def test_variant_names_are_checked():
     (dict(revise_fraction=2.0), "warmup.revise_fraction"),
     (dict(correction_fraction=0.6, hasty_fraction=0.6), "correction_fraction \\+ hasty_fraction \\+ revise_fraction"),
     (dict(correction_fraction=0.5, revise_fraction=0.6), "0.5 \\+ 0.0 \\+ 0.6"),
+    (dict(revise_error="carry"), "warmup.revise_error must be 'slip' or 'misconception', got 'carry'"),
 ])
 def test_warmup_fractions_are_checked(fields, named):
   from critjax.config import WarmupConfig

@@ -56,3 +56,30 @@ def test_warmup_episodes_correct_flawed_hasty_and_revised(tmp_path):
   # 64 episodes at 0.25 / 0.3 / 0.25: each kind present (binomial odds of a miss are < 1e-6)
   assert all(v > 0 for v in kinds.values()), kinds
   assert float(np.asarray(batch["mask"]).sum()) > 0
+
+
+def test_misconception_revisions_are_the_carryless_rework(tmp_path):
+  """revise_error="misconception": a right first attempt, then the same sum with every carry dropped;
+  a sum without a carry repeats the right attempt (the expected strings are written out by hand)."""
+  c = score_config.get_config("tiny_premise")
+  c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
+  c.tokenizer.corpus_size = 2000
+  c.warmup.update(hasty_fraction=0.0, revise_fraction=1.0)
+  recipe = loop.build(from_configdict(c), tmp_path)["recipe"]
+  problems = recipe.task.problems(0, 0, 40)
+  batch = recipe.warmup_batch(problems)
+  seen = {"carry": 0, "none": 0}
+  for p, toks, mask in zip(problems, batch["tokens"], batch["mask"]):
+    first, second = (s.strip() for s in decode_spans(recipe, toks, mask)[0])
+    assert first == p.solution.strip()
+    a, b = map(int, p.problem.split("+"))
+    if (a % 10) + (b % 10) >= 10 or (a // 10 % 10) + (b // 10 % 10) >= 10:
+      cols = [(a % 10, b % 10), (a // 10, b // 10)][:max(len(str(a)), len(str(b)))]
+      digits = "".join(str((x + y) % 10) for x, y in reversed(cols)).lstrip("0") or "0"
+      check = " ; ".join(f"{x}+{y}={x + y} c0" for x, y in cols)
+      assert second == f"A: {digits} ; check {check}", (p.problem, second)
+      seen["carry"] += 1
+    else:
+      assert second == first
+      seen["none"] += 1
+  assert all(seen.values()), seen

@@ -39,6 +39,19 @@ def test_hasty_solutions_pair_a_wrong_answer_with_the_right_check(check_total):
   assert ArithmeticTask().hasty_solution(12, 34, rng) is None      # only the answer-first format has one
 
 
+def test_carryless_solutions_by_hand():
+  """The misconception (every carry dropped) is deterministic and absent where nothing carries."""
+  task = ArithmeticTask(1, 3, answer_first=True, check_total=False)
+  assert task.carryless_solution(358, 267) == " A: 515 ; check 8+7=15 c0 ; 5+6=11 c0 ; 3+2=5 c0"
+  assert task.carryless_solution(95, 7) == " A: 92 ; check 5+7=12 c0 ; 9+0=9 c0"
+  assert task.carryless_solution(12, 34) is None                   # no carry: nothing to get wrong
+  assert ArithmeticTask().carryless_solution(58, 7) == " 8+7=15 c0 ; 5+0=5 c0 ; A: 55"
+  task_api = make_task(TaskConfig(answer_first=True, check_total=False))
+  p = next(p for p in task_api.problems(0, 0, 50) if "9" in p.problem)
+  a, b = map(int, p.problem.split("+"))
+  assert task_api.misconceived_solution(p) == ArithmeticTask(answer_first=True, check_total=False).carryless_solution(a, b)
+
+
 def test_arithmetic_stream_is_a_function_of_seed_and_index():
   task = make_task(TaskConfig())
   a = task.problems(0, 10, 5)

@@ -104,6 +104,21 @@ class ArithmeticTask:
       answer = str(a + b + 1)
     return self._layout(steps, int(answer))
 
+  def carryless_solution(self, a: int, b: int):
+    """The worked solution under one systematic misconception, every carry dropped, or None when the
+    sum has no carry (the misconception changes nothing). Deterministic, unlike flawed_solution, so a
+    model taught it reproduces it under greedy decoding: ` A: 515 ; check 8+7=15 c0 ; 5+6=11 c0 ; 3+2=5 c0`
+    for 358+267. Used for "revise" warm-up episodes (configs/score.py:tiny_premise)."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    steps, digits = [], []
+    for i in range(max(len(da), len(db))):
+      x = int(da[i]) if i < len(da) else 0
+      y = int(db[i]) if i < len(db) else 0
+      steps.append(f"{x}+{y}={x + y} c0")
+      digits.append(str((x + y) % 10))
+    answer = int("".join(reversed(digits)))
+    return None if answer == a + b else self._layout(steps, answer)
+
   def hasty_solution(self, a: int, b: int, rng: np.random.Generator):
     """Answer-first only: a wrong committed answer followed by a correct check, as (head, check).
 

@@ -56,6 +56,10 @@ class Task:
     """(a wrong committed answer, a correct check of it) for warm-up, if the task's format has one."""
     return None
 
+  def misconceived_solution(self, problem: Problem) -> Optional[str]:
+    """A wrong worked solution from a systematic misconception (the same error every time), if any."""
+    return None
+
   def close(self):
     pass
 
@@ -97,6 +101,10 @@ class Arithmetic(Task):
   def hasty_solution(self, problem, rng):
     a, b = map(int, problem.problem.split("+"))
     return self.gen.hasty_solution(a, b, rng)
+
+  def misconceived_solution(self, problem):
+    a, b = map(int, problem.problem.split("+"))
+    return self.gen.carryless_solution(a, b)
 
 
 def make_task(cfg) -> Task:

@@ -108,7 +108,9 @@ class MultiTurn(Recipe):
     are a single attempt from `Task.hasty_solution` (a wrong answer, then a correct check of it),
     trained on the check only. A fraction `warmup.revise_fraction` revise a correct first attempt
     into a flawed one, for a base that sometimes breaks a right answer when asked to correct it (as
-    the paper's base models do; a random slip is rarely the greedy choice, see BENCHMARKS.md)."""
+    the paper's base models do): a random slip (`warmup.revise_error="slip"`, rarely the greedy
+    choice, see BENCHMARKS.md) or the task's systematic misconception ("misconception"; where it
+    changes nothing, e.g. a sum without carries, the episode repeats the right attempt)."""
     tok, instr = self.tokenizer, self.instruction_ids()
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
@@ -134,7 +136,8 @@ class MultiTurn(Recipe):
         hasty = self.task.hasty_solution(p, rng)
       elif u < (self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction
                 + self.cfg.warmup.revise_fraction):
-        flawed = self.task.flawed_solution(p, rng)
+        flawed = (self.task.flawed_solution(p, rng) if self.cfg.warmup.revise_error == "slip"
+                  else self.task.misconceived_solution(p))
         if flawed is not None:     # a right first attempt "revised" into a wrong one, every later turn
           attempts[1:] = [attempt_ids(flawed)] * (self.turns - 1)
       if hasty is not None:
