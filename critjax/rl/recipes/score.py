@@ -110,7 +110,9 @@ class MultiTurn(Recipe):
     into a flawed one, for a base that sometimes breaks a right answer when asked to correct it (as
     the paper's base models do): a random slip (`warmup.revise_error="slip"`, rarely the greedy
     choice, see BENCHMARKS.md) or the task's systematic misconception ("misconception"; where it
-    changes nothing, e.g. a sum without carries, the episode repeats the right attempt)."""
+    changes nothing, e.g. a sum without carries, the episode repeats the right attempt).
+    With a chat template (real models) the episode is the model's own conversation, as rollouts
+    build it, with the loss on the assistant turns."""
     tok, instr = self.tokenizer, self.instruction_ids()
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
@@ -118,20 +120,12 @@ class MultiTurn(Recipe):
     mask = np.zeros((len(problems), cap), np.float32)
     for i, p in enumerate(problems):
       text = self.template.first_prompt(p.problem)
-      prompt = tok.encode(text)
-
-      def attempt_ids(completion: str) -> list[int]:
-        # Encoded together with the prompt (as the model reads it), unless the prompt's tokens
-        # merge across the boundary; then on its own.
-        full = tok.encode(text + completion)
-        return (full[len(prompt):] if full[:len(prompt)] == prompt else tok.encode(completion)) + [tok.eos_id]
-
-      attempts = [attempt_ids(p.solution)] * self.turns
+      attempts = [p.solution] * self.turns          # the completion texts, one per attempt
       u, hasty = rng.random(), None
       if u < self.cfg.warmup.correction_fraction:
         flawed = self.task.flawed_solution(p, rng)
         if flawed is not None:
-          attempts[0] = attempt_ids(flawed)
+          attempts[0] = flawed
       elif u < self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction:
         hasty = self.task.hasty_solution(p, rng)
       elif u < (self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction
@@ -139,26 +133,56 @@ class MultiTurn(Recipe):
         flawed = (self.task.flawed_solution(p, rng) if self.cfg.warmup.revise_error == "slip"
                   else self.task.misconceived_solution(p))
         if flawed is not None:     # a right first attempt "revised" into a wrong one, every later turn
-          attempts[1:] = [attempt_ids(flawed)] * (self.turns - 1)
-      if hasty is not None:
+          attempts[1:] = [flawed] * (self.turns - 1)
+      if self.chat is not None:
+        if hasty is not None:
+          raise ValueError("warmup.hasty_fraction > 0 needs a tokenizer without a chat template "
+                           "(tokenizer.chat_template = False): hasty attempts train part of one turn")
+        ids, spans = self._chat_episode(text, attempts)
+      elif hasty is not None:
         # One attempt, loss on its check only: the wrong answer is context, not a target, and no
         # second attempt shows what to do about it.
-        head, full = attempt_ids(hasty[0])[:-1], attempt_ids(hasty[0] + hasty[1])
+        prompt = tok.encode(text)
+        head, full = self._attempt_ids(text, prompt, hasty[0])[:-1], self._attempt_ids(text, prompt, hasty[0] + hasty[1])
         shared = next((j for j, (x, y) in enumerate(zip(head, full)) if x != y), len(head))
         ids = list(prompt) + full
         spans = [(len(prompt) + shared, len(ids))]
       else:
+        prompt = tok.encode(text)
         ids, spans = list(prompt), []
-        for k, att in enumerate(attempts):
+        for k, completion in enumerate(attempts):
           if k:
             ids += instr
+          att = self._attempt_ids(text, prompt, completion)
           spans.append((len(ids), len(ids) + len(att)))
           ids += att
+      if len(ids) > cap:
+        raise ValueError(f"warm-up episode for problem {p.id} is {len(ids)} tokens, more than the sampler's "
+                         f"capacity {cap} (rollout.max_prompt_len + attempts x (max_new_tokens + instruction))")
       tokens[i, :len(ids)] = ids
       for a, b in spans:
         mask[i, a:b] = 1.0
     length = episodes.bucket(int(np.max(np.nonzero(mask.any(0))[0])) + 1, cap)   # trim the shared padding
     return {"tokens": tokens[:, :length], "mask": mask[:, :length]}
+
+  def _attempt_ids(self, text: str, prompt: list[int], completion: str) -> list[int]:
+    """A completion's ids + EOS, encoded together with its prompt (as the model reads it), unless the
+    prompt's tokens merge across the boundary; then on its own."""
+    full = self.tokenizer.encode(text + completion)
+    ids = full[len(prompt):] if full[:len(prompt)] == prompt else self.tokenizer.encode(completion)
+    return ids + [self.tokenizer.eos_id]
+
+  def _chat_episode(self, text: str, attempts: list[str]) -> tuple[list[int], list[tuple[int, int]]]:
+    """The episode in the model's chat template, as the sampler builds it (encode_prompt, each turn
+    ending at its stop token, instruction_ids between turns); loss on the assistant turns."""
+    from critjax.data.chat import NO_TURN, self_correction_messages, tokenize_chat
+    msgs = self_correction_messages(text, [a.strip() for a in attempts], self.template.correction_prompt())
+    toks = tokenize_chat(self.tokenizer, self.chat, msgs)
+    turn = np.asarray(toks.assistant_turn)
+    last = int(np.nonzero(turn != NO_TURN)[0][-1]) + 1      # drop template glue after the last stop token
+    ids = toks.ids[:last].tolist()
+    spans = [(int(np.nonzero(turn == k)[0][0]), int(np.nonzero(turn == k)[0][-1]) + 1) for k in range(len(attempts))]
+    return ids, spans
 
   def evaluate(self, params, problems) -> dict:
     _, correct, texts = self.attempts(self.greedy_sampler, params, problems, self.eval_rng, 1)
