@@ -51,7 +51,8 @@ def test_warmup_episode_is_the_chat_conversation(tmp_path, family):
   batch = recipe.warmup_batch([p])
   tokens, mask = batch["tokens"][0].tolist(), batch["mask"][0].tolist()
 
-  prompt, instr, answer = recipe.template.first_prompt(p.problem), recipe.template.correction_prompt(), p.solution.strip()
+  prompt, instr = recipe.template.first_prompt(p.problem), recipe.template.correction_prompt()
+  answer = p.solution.strip()
   msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer},
           {"role": "user", "content": instr}, {"role": "assistant", "content": answer}]
   want = list(hf.apply_chat_template(msgs, tokenize=True, return_dict=False))

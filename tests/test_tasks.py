@@ -47,9 +47,9 @@ def test_carryless_solutions_by_hand():
   assert task.carryless_solution(12, 34) is None                   # no carry: nothing to get wrong
   assert ArithmeticTask().carryless_solution(58, 7) == " 8+7=15 c0 ; 5+0=5 c0 ; A: 55"
   task_api = make_task(TaskConfig(answer_first=True, check_total=False))
-  p = next(p for p in task_api.problems(0, 0, 50) if "9" in p.problem)
+  p = task_api.problems(0, 0, 1)[0]
   a, b = map(int, p.problem.split("+"))
-  assert task_api.misconceived_solution(p) == ArithmeticTask(answer_first=True, check_total=False).carryless_solution(a, b)
+  assert task_api.misconceived_solution(p) == task.carryless_solution(a, b)
 
 
 def test_arithmetic_stream_is_a_function_of_seed_and_index():

@@ -134,6 +134,7 @@ class MultiTurn(Recipe):
                   else self.task.misconceived_solution(p))
         if flawed is not None:     # a right first attempt "revised" into a wrong one, every later turn
           attempts[1:] = [flawed] * (self.turns - 1)
+      prompt = tok.encode(text)
       if self.chat is not None:
         if hasty is not None:
           raise ValueError("warmup.hasty_fraction > 0 needs a tokenizer without a chat template "
@@ -142,13 +143,12 @@ class MultiTurn(Recipe):
       elif hasty is not None:
         # One attempt, loss on its check only: the wrong answer is context, not a target, and no
         # second attempt shows what to do about it.
-        prompt = tok.encode(text)
-        head, full = self._attempt_ids(text, prompt, hasty[0])[:-1], self._attempt_ids(text, prompt, hasty[0] + hasty[1])
+        head = self._attempt_ids(text, prompt, hasty[0])[:-1]
+        full = self._attempt_ids(text, prompt, hasty[0] + hasty[1])
         shared = next((j for j, (x, y) in enumerate(zip(head, full)) if x != y), len(head))
         ids = list(prompt) + full
         spans = [(len(prompt) + shared, len(ids))]
       else:
-        prompt = tok.encode(text)
         ids, spans = list(prompt), []
         for k, completion in enumerate(attempts):
           if k:
@@ -181,7 +181,10 @@ class MultiTurn(Recipe):
     turn = np.asarray(toks.assistant_turn)
     last = int(np.nonzero(turn != NO_TURN)[0][-1]) + 1      # drop template glue after the last stop token
     ids = toks.ids[:last].tolist()
-    spans = [(int(np.nonzero(turn == k)[0][0]), int(np.nonzero(turn == k)[0][-1]) + 1) for k in range(len(attempts))]
+    spans = []
+    for k in range(len(attempts)):
+      where = np.nonzero(turn == k)[0]
+      spans.append((int(where[0]), int(where[-1]) + 1))
     return ids, spans
 
   def evaluate(self, params, problems) -> dict:
