@@ -37,7 +37,7 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, distributed=False))
   c.rl = ml_collections.ConfigDict(dict(
       advantage="grpo", ppo_epochs=1, num_minibatches=1, micro_batch_size=0,
-      dynamic_sampling=False, overlong_filter=False, soft_overlong_cache=0,
+      dynamic_sampling=False, max_gen_batches=1, overlong_filter=False, soft_overlong_cache=0,
       loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=None, kl_estimator="k3",
                 kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=None, entropy_coef=0.0)))
   if arg == "tiny":

@@ -115,12 +115,17 @@ class RLConfig:
   num_minibatches: int = 1          # optimizer steps per epoch
   micro_batch_size: int = 0         # rows per gradient-accumulation micro-batch; 0 = whole mini-batch
   dynamic_sampling: bool = False    # DAPO: drop groups whose accuracy is 0 or 1
+  # DAPO dynamic sampling: generation batches per step (each of prompts_per_step new prompts) to fill
+  # the prompt batch with kept groups (verl's max_num_gen_batches); 1 = drop and mask, no refill.
+  max_gen_batches: int = 1
   overlong_filter: bool = False     # DAPO: mask the loss of truncated samples
   soft_overlong_cache: int = 0      # DAPO soft overlong punishment window L_cache (0 = off)
 
   def __post_init__(self):
     if self.ppo_epochs < 1 or self.num_minibatches < 1 or self.micro_batch_size < 0:
       raise ValueError("rl.ppo_epochs and rl.num_minibatches must be >= 1, rl.micro_batch_size >= 0")
+    if self.max_gen_batches < 1:
+      raise ValueError(f"rl.max_gen_batches must be >= 1, got {self.max_gen_batches}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,10 +40,13 @@ def strip(rows):
   return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
-@pytest.mark.parametrize("recipe", ["grpo", "score"])
+@pytest.mark.parametrize("recipe", ["grpo", "score", "dapo_refill"])
 def test_resume_equals_uninterrupted_run(tmp_path, recipe):
-  """SCoRe's run crosses the Stage I -> Stage II boundary at the interruption point."""
-  cfg = tiny(steps=4, recipe=recipe, **({"recipe_args.stage1_steps": 2} if recipe == "score" else {}))
+  """SCoRe's run crosses the Stage I -> Stage II boundary at the interruption point; DAPO's refills
+  take extra prompts, which a resumed run must skip exactly as the uninterrupted one did."""
+  over = {"score": {"recipe_args.stage1_steps": 2},
+          "dapo_refill": {"rl.dynamic_sampling": True, "rl.max_gen_batches": 3}}.get(recipe, {})
+  cfg = tiny(steps=4, recipe="score" if recipe == "score" else "grpo", **over)
   train(cfg, tmp_path / "a")
   train(cfg, tmp_path / "b", stop_after=2)           # "killed" after 2 steps (checkpoint at 2)
   assert max(r["step"] for r in read_metrics(tmp_path / "b")) == 2
@@ -110,7 +113,7 @@ def test_sft_baselines_sample_from_the_policy_or_the_frozen_base(tmp_path, monke
   from critjax.rl.recipes.correction_baselines import STaR
   seen, collect = [], STaR.collect
 
-  def spy(self, params, problems, rng):
+  def spy(self, params, problems, rng, refill=None):
     seen.append(jax.tree.map(np.array, params))
     out = collect(self, params, problems, rng)
     # Loss on every token, so that the policy surely moves even when no episode was kept.

@@ -173,11 +173,12 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     recipe.set_phase(_phase_at(phases, step))
     t0 = time.perf_counter()
     b = cfg.rollout.prompts_per_step
-    problems = task.problems(cfg.seed, int(state.data_index), b)
+    stream = ProblemStream(task, cfg.seed, int(state.data_index))
+    problems = stream.take(b)
     rng, key = jax.random.split(state.rng)
     try:
       actor = state.frozen["reference"] if recipe.samples_from_reference() else state.roles["policy"].params
-      collected = recipe.collect(actor, problems, key)
+      collected = recipe.collect(actor, problems, key, refill=stream.take)
     except Exception as e:  # a raising reward function: skip this update, count it, keep going
       logging.error("step %d: rollout/reward failed (%s: %s); update skipped", step + 1, type(e).__name__, e)
       collected = None
@@ -194,7 +195,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
         for mb in _split_minibatches(batch, cfg.rl.num_minibatches, np_rng):
           state, m = update(state, {"policy": _put_batch(mb, mesh)})
       metrics.update({k: float(v) for k, v in m.items()}, **collected.metrics, reward_errors=0.0)
-    state = state.replace(step=state.step + 1, data_index=state.data_index + b, rng=rng)
+    state = state.replace(step=state.step + 1, data_index=state.data_index + stream.taken, rng=rng)
     dt = time.perf_counter() - t0
     metrics.update(step_seconds=dt, rollout_seconds=t_roll, update_seconds=dt - t_roll,
                    tokens_per_second=metrics.get("generated_tokens", 0) / max(t_roll, 1e-9))
@@ -220,6 +221,20 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   writer.close()
   task.close()
   return RunResult(eval=last_eval, params=state.roles["policy"].params)
+
+
+class ProblemStream:
+  """The run's training problems in order from `start` (the checkpointed data_index). A step takes
+  prompts_per_step; a recipe that refills its batch (DAPO dynamic sampling) takes more, and
+  data_index advances by everything taken, so a resumed run draws what an uninterrupted one would."""
+
+  def __init__(self, task, seed: int, start: int):
+    self.task, self.seed, self.start, self.taken = task, seed, start, 0
+
+  def take(self, n: int) -> list:
+    problems = self.task.problems(self.seed, self.start + self.taken, n)
+    self.taken += n
+    return problems
 
 
 def _evaluate(recipe, state, problems, writer, step: int) -> dict:

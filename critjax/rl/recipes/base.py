@@ -8,7 +8,7 @@ log-probs, the jitted update, checkpoints and logging. `phases` lets a method ru
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -113,7 +113,10 @@ class Recipe:
                                         [p.id for p in problems], pad_id=self.pad_id)
     return (sampler or self.sampler).start(params, ids, lens, num_samples=num_samples)
 
-  def collect(self, params, problems: Sequence[Problem], rng) -> Collected:
+  def collect(self, params, problems: Sequence[Problem], rng,
+              refill: Optional[Callable[[int], list[Problem]]] = None) -> Collected:
+    """Episodes for `problems` -> the update's batch. `refill(n)`, when given, takes n more problems
+    from the run's stream (for methods that replace prompts they drop, e.g. DAPO dynamic sampling)."""
     raise NotImplementedError
 
   def evaluate(self, params, problems: Sequence[Problem]) -> dict:

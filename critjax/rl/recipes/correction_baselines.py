@@ -67,7 +67,7 @@ def _nll_rows(rows: list[tuple[list[int], int]], n_rows: int, length: int, pad_i
 
 @RECIPES.register("star")
 class STaR(FilteredSFT):
-  def collect(self, params, problems, rng) -> Collected:
+  def collect(self, params, problems, rng, refill=None) -> Collected:
     g = self.cfg.rollout.group_size
     ro, correct, _ = self.attempts(self.sampler, params, problems, rng, g)
     keep = correct[:, -1] > 0
@@ -81,7 +81,7 @@ class STaR(FilteredSFT):
 
 @RECIPES.register("pair_sft")
 class PairSFT(FilteredSFT):
-  def collect(self, params, problems, rng) -> Collected:
+  def collect(self, params, problems, rng, refill=None) -> Collected:
     g = self.cfg.rollout.group_size
     ro = self.start(params, problems, g)
     ro = self.sampler.decode(params, ro, rng, segment_id=0)

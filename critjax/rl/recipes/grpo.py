@@ -2,14 +2,15 @@
 
 Which variant runs is config, not code (configs/grpo.py, dapo.py, dr_grpo.py, gspo.py):
   GRPO    advantage 'grpo', token ratio, k3 KL in the loss, seq_mean_token_mean  (DeepSeekMath)
-  DAPO    clip_high 0.28, token_mean, no KL, dynamic sampling, overlong filter / soft punishment
+  DAPO    clip_high 0.28, token_mean, no KL, dynamic sampling (refilled), overlong filter / soft punishment
   Dr.GRPO advantage 'dr_grpo', seq_mean_token_sum_norm with norm_len = max_new_tokens, no KL
   GSPO    ratio 'sequence' with clip 3e-4 / 4e-4
 """
 from __future__ import annotations
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from critjax.rl import episodes, filters
 from critjax.rl.advantages import ADVANTAGES
@@ -19,7 +20,26 @@ from critjax.rl.recipes.base import RECIPES, Collected, Recipe
 @RECIPES.register("grpo")
 class GRPO(Recipe):
 
-  def collect(self, params, problems, rng) -> Collected:
+  def collect(self, params, problems, rng, refill=None) -> Collected:
+    cfg, b, g = self.cfg, len(problems), self.cfg.rollout.group_size
+    gens = [self._generate(params, problems, rng)]
+    if cfg.rl.dynamic_sampling and refill is not None:
+      # DAPO (Sec. 3.2): over-sample until B groups with 0 < accuracy < G are in hand, each extra
+      # generation batch on B new prompts, at most rl.max_gen_batches in all; a batch still short
+      # keeps its dropped groups masked (zero loss), so shapes never change.
+      while sum(int(x["keep"].sum()) for x in gens) < b and len(gens) < cfg.rl.max_gen_batches:
+        gens.append(self._generate(params, refill(b), jax.random.fold_in(rng, len(gens))))
+    batch = _take_groups(gens, b, g, self.pad_id)
+    cat = lambda k: np.concatenate([x[k] for x in gens])
+    metrics = {"reward_mean": float(cat("shaped").mean()), "accuracy": float(cat("rewards").mean()),
+               "response_length": float(cat("lengths").mean()), "truncated_frac": float(cat("truncated").mean()),
+               "kept_frac": float(batch["mask"].any(1).mean()), "gen_batches": len(gens),
+               "generated_tokens": int(cat("lengths").sum())}
+    return Collected(batch=batch, metrics=metrics)
+
+  def _generate(self, params, problems, rng) -> dict:
+    """One generation batch: G samples per problem, rewards, DAPO's filters, group advantages, and
+    the policy batch with filtered rows masked. keep: (B,) groups that pass dynamic sampling."""
     cfg, g = self.cfg, self.cfg.rollout.group_size
     ro = self.start(params, problems, num_samples=g)
     ro = self.sampler.decode(params, ro, rng, segment_id=0)
@@ -27,25 +47,43 @@ class GRPO(Recipe):
     rep = [p for p in problems for _ in range(g)]
     rewards = self.task.score(rep, texts)                           # (N,) in {0, 1}
     correct = rewards.reshape(-1, g) > 0
-    truncated = np.asarray(ro.truncated).reshape(-1, g)
+    truncated = np.asarray(ro.truncated).reshape(-1)
     lengths = episodes.turn_lengths(ro, 1)[:, 0]
     shaped = rewards.copy()
     if cfg.rl.soft_overlong_cache:
       shaped += filters.soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.rl.soft_overlong_cache)
     valid = np.ones_like(correct)
     if cfg.rl.overlong_filter:
-      valid &= filters.overlong_filter_mask(truncated)
+      valid &= filters.overlong_filter_mask(truncated.reshape(-1, g))
+    keep = np.ones(len(problems), bool)
     if cfg.rl.dynamic_sampling:
-      valid &= filters.dynamic_sampling_mask(shaped.reshape(-1, g), correct)[:, None]
+      keep = filters.dynamic_sampling_mask(shaped.reshape(-1, g), correct)
+      valid &= keep[:, None]
     adv = np.asarray(ADVANTAGES.get(cfg.rl.advantage)(jnp.asarray(shaped.reshape(-1, g)), jnp.asarray(valid)))
     batch = episodes.policy_batch(ro, adv.reshape(-1, 1), row_valid_n=valid.reshape(-1))
-    metrics = {"reward_mean": float(shaped.mean()), "accuracy": float(rewards.mean()),
-               "response_length": float(lengths.mean()), "truncated_frac": float(truncated.mean()),
-               "kept_frac": float(valid.mean()), "generated_tokens": int(lengths.sum())}
-    return Collected(batch=batch, metrics=metrics)
+    return {"batch": batch, "keep": keep, "rewards": rewards, "shaped": shaped, "lengths": lengths,
+            "truncated": truncated}
 
   def evaluate(self, params, problems) -> dict:
     ro = self.start(params, problems, num_samples=1)
     ro = self.greedy_sampler.decode(params, ro, self.eval_rng, segment_id=0)
     texts = episodes.turn_texts(self.tokenizer, ro, 0)
     return {"accuracy": float(self.task.score(problems, texts).mean())}
+
+
+def _take_groups(gens: list[dict], b: int, g: int, pad_id: int) -> dict:
+  """B groups of G rows from the generation batches: kept groups first (in generation order), then,
+  if too few, dropped (fully masked) ones; selected rows stay in generation order. Arrays are padded
+  to the longest batch's length (tokens with pad_id, the rest with zeros)."""
+  kept = [(i, j) for i, x in enumerate(gens) for j in np.nonzero(x["keep"])[0]]
+  dropped = [(i, j) for i, x in enumerate(gens) for j in np.nonzero(~x["keep"])[0]]
+  chosen = sorted((kept + dropped)[:b])
+  length = max(x["batch"]["tokens"].shape[1] for x in gens)
+  out = {}
+  for k in gens[0]["batch"]:
+    rows = []
+    for i, j in chosen:
+      a = gens[i]["batch"][k][j * g:(j + 1) * g]
+      rows.append(np.pad(a, ((0, 0), (0, length - a.shape[1])), constant_values=pad_id if k == "tokens" else 0))
+    out[k] = np.concatenate(rows)
+  return out

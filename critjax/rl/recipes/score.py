@@ -206,7 +206,7 @@ class SCoRe(MultiTurn):
   def needs_reference(self) -> bool:
     return True
 
-  def collect(self, params, problems, rng) -> Collected:
+  def collect(self, params, problems, rng, refill=None) -> Collected:
     g, a = self.cfg.rollout.group_size, self.args
     ro, correct, _ = self.attempts(self.sampler, params, problems, rng, g)
     stage = self.phase.args.get("stage", 2)
