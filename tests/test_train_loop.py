@@ -141,3 +141,16 @@ def test_sft_baseline_attempts_are_checked(attempts):
   from critjax.rl.recipes.correction_baselines import BaselineArgs
   with pytest.raises(ValueError, match=r"config.recipe_args.num_attempts \(K\) must be an integer >= 1"):
     BaselineArgs(attempts=attempts)
+
+
+def test_workdir_of_an_older_version_resumes_where_new_fields_keep_their_defaults(tmp_path):
+  """A workdir written before a config field existed (here rl.max_gen_batches) is the same experiment
+  when this run leaves the field at its default, and another one when it does not."""
+  from critjax.train.checkpoint import check_workdir
+  cfg = tiny()
+  saved = json.loads(cfg.to_json())
+  del saved["rl"]["max_gen_batches"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert check_workdir(tmp_path, cfg.to_json(), write=False)
+  with pytest.raises(ValueError, match=r"config.rl.max_gen_batches: 1 \(workdir\) != 3 \(this run\)"):
+    check_workdir(tmp_path, tiny(**{"rl.max_gen_batches": 3}).to_json(), write=False)

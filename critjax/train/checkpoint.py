@@ -13,6 +13,8 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 
+from critjax.config import ExperimentConfig
+
 # Sections of the config a resumed run may change (how long, how often) without being another experiment.
 RESUMABLE_SECTIONS = ("train",)
 
@@ -24,6 +26,16 @@ def _diff(a: Any, b: Any, path: str) -> list[str]:
       out += _diff(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}.{k}")
     return out
   return [] if a == b else [f"{path}: {a!r} (workdir) != {b!r} (this run)"]
+
+
+def _with_defaults(saved: dict, defaults: dict) -> dict:
+  out = dict(saved)
+  for k, v in defaults.items():
+    if k not in out:
+      out[k] = v
+    elif isinstance(v, dict) and v and isinstance(out[k], dict):
+      out[k] = _with_defaults(out[k], v)
+  return out
 
 
 def check_workdir(workdir: Path, config_json: str, *, write: bool = True) -> bool:
@@ -39,7 +51,9 @@ def check_workdir(workdir: Path, config_json: str, *, write: bool = True) -> boo
     if write:
       path.write_text(config_json)
     return False
-  old = json.loads(path.read_text())
+  # A field the workdir's config lacks was added to the code after that run; the run behaved as
+  # its default does, so the default stands in (any other value is a different experiment).
+  old = _with_defaults(json.loads(path.read_text()), json.loads(ExperimentConfig().to_json()))
   strip = lambda d: {k: v for k, v in d.items() if k not in RESUMABLE_SECTIONS}
   diffs = _diff(strip(old), strip(new), "config")
   if diffs:
