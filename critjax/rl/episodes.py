@@ -84,6 +84,14 @@ def policy_batch(ro: Rollout, adv_turn_nk: np.ndarray, *, row_valid_n: Optional[
   return batch
 
 
+def completion_ids(tokenizer, prompt: str, prompt_ids: Sequence[int], completion: str) -> list[int]:
+  """A completion's ids + EOS, encoded together with its prompt (as the model reads it), unless the
+  tokenization across the boundary changes the prompt's ids; then encoded on its own."""
+  full = tokenizer.encode(prompt + completion)
+  ids = full[len(prompt_ids):] if full[:len(prompt_ids)] == list(prompt_ids) else tokenizer.encode(completion)
+  return ids + [tokenizer.eos_id]
+
+
 def sft_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str], max_len: int, *, pad_id: int = 0):
   """Supervised batch: tokens of prompt + completion + EOS, loss on the completion and EOS only."""
   n = len(prompts)
@@ -91,9 +99,7 @@ def sft_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str], max
   mask = np.zeros((n, max_len), np.float32)
   for i, (p, c) in enumerate(zip(prompts, completions)):
     p_ids = tokenizer.encode(p)
-    full = tokenizer.encode(p + c) + [tokenizer.eos_id]
-    if full[:len(p_ids)] != p_ids:  # tokenization across the boundary changed: encode separately
-      full = p_ids + tokenizer.encode(c) + [tokenizer.eos_id]
+    full = p_ids + completion_ids(tokenizer, p, p_ids, c)
     if len(full) > max_len:
       raise ValueError(f"supervised example {i} has {len(full)} tokens > {max_len}")
     tokens[i, :len(full)] = full

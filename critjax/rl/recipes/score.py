@@ -143,8 +143,8 @@ class MultiTurn(Recipe):
       elif hasty is not None:
         # One attempt, loss on its check only: the wrong answer is context, not a target, and no
         # second attempt shows what to do about it.
-        head = self._attempt_ids(text, prompt, hasty[0])[:-1]
-        full = self._attempt_ids(text, prompt, hasty[0] + hasty[1])
+        head = episodes.completion_ids(tok, text, prompt, hasty[0])[:-1]
+        full = episodes.completion_ids(tok, text, prompt, hasty[0] + hasty[1])
         shared = next((j for j, (x, y) in enumerate(zip(head, full)) if x != y), len(head))
         ids = list(prompt) + full
         spans = [(len(prompt) + shared, len(ids))]
@@ -153,7 +153,7 @@ class MultiTurn(Recipe):
         for k, completion in enumerate(attempts):
           if k:
             ids += instr
-          att = self._attempt_ids(text, prompt, completion)
+          att = episodes.completion_ids(tok, text, prompt, completion)
           spans.append((len(ids), len(ids) + len(att)))
           ids += att
       if len(ids) > cap:
@@ -164,13 +164,6 @@ class MultiTurn(Recipe):
         mask[i, a:b] = 1.0
     length = episodes.bucket(int(np.max(np.nonzero(mask.any(0))[0])) + 1, cap)   # trim the shared padding
     return {"tokens": tokens[:, :length], "mask": mask[:, :length]}
-
-  def _attempt_ids(self, text: str, prompt: list[int], completion: str) -> list[int]:
-    """A completion's ids + EOS, encoded together with its prompt (as the model reads it), unless the
-    prompt's tokens merge across the boundary; then on its own."""
-    full = self.tokenizer.encode(text + completion)
-    ids = full[len(prompt):] if full[:len(prompt)] == prompt else self.tokenizer.encode(completion)
-    return ids + [self.tokenizer.eos_id]
 
   def _chat_episode(self, text: str, attempts: list[str]) -> tuple[list[int], list[tuple[int, int]]]:
     """The episode in the model's chat template, as the sampler builds it (encode_prompt, each turn
