@@ -7,7 +7,8 @@
   python -m experiments.score_ablation --workdir=sweep --merge=sweep_s0,sweep_s1,sweep_s2
 
 Writes results.json, table.md (mean ± standard error over seeds, then SCoRe minus every row paired
-by seed) and ablation.png.
+by seed) and ablation.png. A later pass into the same workdir (more --methods or --seeds) adds its rows
+to the table; methods already trained there are restored from their checkpoints, not retrained.
 """
 from absl import app, flags, logging
 from ml_collections import config_flags

@@ -109,3 +109,27 @@ def test_merge_joins_sweeps_run_apart_and_refuses_overlaps(tmp_path):
     correction_sweep.merge([tmp_path / "s0", tmp_path / "s0"], tmp_path / "dup")
   with pytest.raises(FileNotFoundError, match="results.json"):
     correction_sweep.merge([tmp_path / "s0", tmp_path / "missing"], tmp_path / "bad")
+
+
+def test_a_later_pass_adds_rows_to_the_workdirs_table(tmp_path):
+  """A second pass with other methods into the same workdir keeps the first pass's rows (it used to
+  overwrite results.json with its own); a (method, seed) run again replaces its row."""
+  fake = lambda seed: {"seed": seed, "acc_t1": 2.0, "acc_t2": 2.0, "delta": 0.0, "delta_i2c": 0.0,
+                       "delta_c2i": 0.0}     # 2.0: no real accuracy, so a replaced row is easy to spot
+  (tmp_path / "results.json").write_text(json.dumps({"star": [fake(0)], "base": [fake(7), fake(0)]}))
+  out = correction_sweep.run(shrink(score_config.get_config("tiny")), tmp_path, seeds=[0], methods=["base"],
+                             log=lambda s: None)
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert list(results) == ["base", "star"]                      # METHODS order
+  assert [r["seed"] for r in results["base"]] == [0, 7]
+  assert results["base"][0]["acc_t1"] <= 1.0 and results["base"][1] == fake(7)   # seed 0 redone, 7 kept
+  assert results["star"] == [fake(0)] and out["results"] == results
+  assert "star" in (tmp_path / "table.md").read_text()
+
+
+def test_an_earlier_table_with_an_unknown_method_is_refused_before_training(tmp_path):
+  (tmp_path / "results.json").write_text(json.dumps({"sfar": []}))
+  with pytest.raises(ValueError, match=r"results.json: unknown method\(s\) \['sfar'\]"):
+    correction_sweep.run(shrink(score_config.get_config("tiny")), tmp_path, seeds=[0], methods=["base"],
+                         log=lambda s: None)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]

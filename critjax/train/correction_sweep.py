@@ -61,12 +61,15 @@ def method_config(base: ml_collections.ConfigDict, method: str) -> ml_collection
 
 def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], methods: Sequence[str] = METHODS,
         log: Callable[[str], None] = print) -> dict:
-  """Trains and evaluates every method for every seed; writes results.json, table.md, ablation.png."""
+  """Trains and evaluates every method for every seed; writes results.json, table.md, ablation.png.
+
+  Rows already in the workdir's results.json are kept, so a later pass with more methods or seeds
+  adds to the table; a (method, seed) run again replaces its row."""
   unknown = [m for m in methods if m not in METHODS]
   if unknown:          # before any warm-up: a typo should not cost the base model's minutes
     raise ValueError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
   workdir = Path(workdir)
-  results: dict[str, list[dict]] = {m: [] for m in methods}
+  results = _earlier_rows(workdir / "results.json", methods, seeds)
   t0 = time.perf_counter()
   for seed in seeds:
     cfg0 = copy.deepcopy(base)
@@ -87,13 +90,24 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
         c.tokenizer.update(kind="spm", path=str(workdir / f"seed{seed}" / "base" / "tokenizer.model"))
         res = loop.train(from_configdict(c), workdir / f"seed{seed}" / m, init_params=base_params)
         metrics = evaluator.evaluate(res.params, problems)
-      results[m].append({"seed": seed, **metrics})
+      results[m] = sorted(results[m] + [{"seed": seed, **metrics}], key=lambda r: r["seed"])
       # rows so far, so a run cut short still leaves every finished method's numbers
       (workdir / "results.partial.json").write_text(json.dumps(results, indent=2))
       log(f"seed {seed} {m:>17}: acc@t1 {metrics['acc_t1']:.3f} acc@t2 {metrics['acc_t2']:.3f} "
           f"delta {metrics['delta']:+.3f} i->c {metrics['delta_i2c']:.3f} c->i {metrics['delta_c2i']:.3f}"
           f"  ({time.perf_counter() - t0:.0f}s)")
   return {**write_outputs(results, workdir), "seconds": time.perf_counter() - t0}
+
+
+def _earlier_rows(path: Path, methods: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict]]:
+  """The rows of an earlier pass in this workdir, minus those this pass will redo, in METHODS order."""
+  earlier = json.loads(path.read_text()) if path.exists() else {}
+  unknown = [m for m in earlier if m not in METHODS]
+  if unknown:
+    raise ValueError(f"{path}: unknown method(s) {unknown}; known: {list(METHODS)}")
+  redo = set(seeds)
+  return {m: [r for r in earlier.get(m, []) if not (m in methods and r["seed"] in redo)]
+          for m in METHODS if m in earlier or m in methods}
 
 
 def write_outputs(results: dict[str, list[dict]], workdir: Path) -> dict:
