@@ -65,9 +65,7 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
 
   Rows already in the workdir's results.json are kept, so a later pass with more methods or seeds
   adds to the table; a (method, seed) run again replaces its row."""
-  unknown = [m for m in methods if m not in METHODS]
-  if unknown:          # before any warm-up: a typo should not cost the base model's minutes
-    raise ValueError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
+  _require_known(methods, "")   # before any warm-up: a typo should not cost the base model's minutes
   workdir = Path(workdir)
   results = _earlier_rows(workdir / "results.json", methods, seeds)
   t0 = time.perf_counter()
@@ -99,12 +97,16 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
   return {**write_outputs(results, workdir), "seconds": time.perf_counter() - t0}
 
 
+def _require_known(methods: Sequence[str], where: str):
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:
+    raise ValueError(f"{where}unknown method(s) {unknown}; known: {list(METHODS)}")
+
+
 def _earlier_rows(path: Path, methods: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict]]:
   """The rows of an earlier pass in this workdir, minus those this pass will redo, in METHODS order."""
   earlier = json.loads(path.read_text()) if path.exists() else {}
-  unknown = [m for m in earlier if m not in METHODS]
-  if unknown:
-    raise ValueError(f"{path}: unknown method(s) {unknown}; known: {list(METHODS)}")
+  _require_known(earlier, f"{path}: ")
   redo = set(seeds)
   return {m: [r for r in earlier.get(m, []) if not (m in methods and r["seed"] in redo)]
           for m in METHODS if m in earlier or m in methods}
