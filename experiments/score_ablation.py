@@ -6,9 +6,14 @@
   # seeds run apart (one process or host each), then one table:
   python -m experiments.score_ablation --workdir=sweep --merge=sweep_s0,sweep_s1,sweep_s2
 
+  # after a sweep: every trained model corrects the base model's first attempts (SCoRe §4)
+  python -m experiments.score_ablation --workdir=workdirs/score_ablation --seeds=0,1,2 --fixed_first
+
 Writes results.json, table.md (mean ± standard error over seeds, then SCoRe minus every row paired
 by seed) and ablation.png. A later pass into the same workdir (more --methods or --seeds) adds its rows
 to the table; methods already trained there are restored from their checkpoints, not retrained.
+--fixed_first trains nothing and writes fixed_first.json / fixed_first.md (fix and break rates on one
+pool of first attempts; same --config, --steps and --seeds as the sweep).
 """
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -20,6 +25,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/score.py:tiny",
 _METHODS = flags.DEFINE_list("methods", None, "subset of methods (default: all)")
 _STEPS = flags.DEFINE_integer("steps", None, "override train.steps for every trained method")
 _PROMPTS = flags.DEFINE_integer("prompts_per_step", None, "override rollout.prompts_per_step")
+_FIXED_FIRST = flags.DEFINE_bool("fixed_first", False, "train nothing: every finished model in --workdir "
+                                  "corrects the base model's greedy first attempts")
 _MERGE = flags.DEFINE_list("merge", None, "train nothing: merge these sweeps' results.json into --workdir")
 
 
@@ -36,6 +43,11 @@ def main(argv):
     base.train.steps = _STEPS.value
   if _PROMPTS.value is not None:
     base.rollout.prompts_per_step = _PROMPTS.value
+  if _FIXED_FIRST.value:
+    out = correction_sweep.fixed_first(base, _WORKDIR.value, [int(s) for s in _SEEDS.value],
+                                       _METHODS.value or correction_sweep.METHODS)
+    print("\n" + out["table"])
+    return
   out = correction_sweep.run(base, _WORKDIR.value, [int(s) for s in _SEEDS.value],
                              _METHODS.value or correction_sweep.METHODS)
   print("\n" + out["table"])

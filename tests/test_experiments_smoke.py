@@ -133,3 +133,53 @@ def test_an_earlier_table_with_an_unknown_method_is_refused_before_training(tmp_
     correction_sweep.run(shrink(score_config.get_config("tiny")), tmp_path, seeds=[0], methods=["base"],
                          log=lambda s: None)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_fixed_first_attempts_reproduce_the_models_own_episode(tmp_path, monkeypatch):
+  """Given a model's own greedy first attempts, the fixed-first protocol (attempt appended as context)
+  must write the same second attempts as the two-attempt episode (attempt decoded). The random model
+  is never right, so a scorer of the text itself (odd length = "right") makes the check see the texts."""
+  import numpy as np
+  from critjax.config import from_configdict
+  from critjax.eval import correction_protocols
+  from critjax.train import loop
+  cfg = from_configdict(shrink(score_config.get_config("tiny")))
+  parts = loop.build(cfg, tmp_path)
+  params, _ = loop.init_model(cfg, parts["mesh"])
+  recipe, probs = parts["recipe"], parts["recipe"].task.eval_problems(0, 8)
+  monkeypatch.setattr(recipe.task, "score", lambda problems, texts: np.array([len(t) % 2 for t in texts], float))
+  own = recipe.evaluate(params, probs)
+  first_ids, first_ok = correction_protocols.first_attempts(recipe, params, probs)
+  assert first_ok.mean() == pytest.approx(own["acc_t1"])
+  fixed = correction_protocols.fixed_first(recipe, params, probs, first_ids, first_ok)
+  for key in ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i"):
+    assert fixed[key] == pytest.approx(own[key]), key
+  # rates by hand from the transitions: i->c / (1 - Acc@t1), c->i / Acc@t1
+  if 0 < own["acc_t1"] < 1:
+    assert fixed["fix_rate"] == pytest.approx(own["delta_i2c"] / (1 - own["acc_t1"]))
+    assert fixed["break_rate"] == pytest.approx(own["delta_c2i"] / own["acc_t1"])
+  # every first attempt flipped to "right": nothing to fix, so the fix rate is undefined (NaN)
+  all_right = correction_protocols.fixed_first(recipe, params, probs, first_ids, np.ones(len(probs), bool))
+  assert np.isnan(all_right["fix_rate"]) and all_right["acc_t1"] == 1.0
+  with pytest.raises(ValueError, match="first attempt of problem .* is empty"):
+    correction_protocols.fixed_first(recipe, params, probs, [[]] + first_ids[1:], first_ok)
+
+
+def test_fixed_first_sweep_scores_every_model_on_the_bases_attempts(tmp_path):
+  cfg = shrink(score_config.get_config("tiny"))
+  swept = correction_sweep.run(cfg, tmp_path, seeds=[0], methods=["base", "score"], log=lambda s: None)
+  out = correction_sweep.fixed_first(cfg, tmp_path, seeds=[0], methods=["base", "self_refine", "score"],
+                                     log=lambda s: None)
+  res = out["results"]
+  assert list(res) == ["base", "score"]                        # self_refine: another protocol, left out
+  assert res["base"][0]["acc_t2"] == pytest.approx(swept["results"]["base"][0]["acc_t2"])
+  assert res["score"][0]["acc_t1"] == pytest.approx(swept["results"]["base"][0]["acc_t1"])   # the base's attempts
+  assert "fix rate" in (tmp_path / "fixed_first.md").read_text()
+  assert set(json.loads((tmp_path / "fixed_first.json").read_text())) == {"base", "score"}
+
+
+def test_fixed_first_names_every_unfinished_run_before_evaluating(tmp_path):
+  cfg = shrink(score_config.get_config("tiny"))
+  with pytest.raises(FileNotFoundError, match=r"seed0/base .*\n.*seed0/star "):
+    correction_sweep.fixed_first(cfg, tmp_path, seeds=[0], methods=["base", "star"], log=lambda s: None)
+  assert not any(tmp_path.iterdir())

@@ -4,6 +4,8 @@
                     self-feedback, refined attempt; Acc@t1 scores the attempt, Acc@t2 the refinement.
   compute_matched   SCoRe Fig. 1 (right): K samples each self-corrected then majority vote over the
                     corrected answers, against 2K independent samples with majority vote.
+  fixed_first       SCoRe §4's distribution-shift check: a model corrects *given* first attempts (e.g.
+                    the base model's) instead of its own, so models compare on one pool of errors.
 Both run on a MultiTurn recipe (critjax.rl.recipes.score) so they share its sampler and templates.
 """
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 from critjax.data.templates import get_template
 from critjax.eval.self_correction import self_correction_metrics
 from critjax.eval.voting import compute_matched_accuracy
-from critjax.sampling.sampler import Sampler
+from critjax.rl import episodes
+from critjax.sampling.sampler import Sampler, completions
 
 
 def self_refine(recipe, params, problems, template_name: str = "self_refine_toy") -> dict:
@@ -44,3 +47,42 @@ def compute_matched(recipe, params, problems, rng, ks=(1, 2, 4, 8)) -> list[dict
                    axis=-1)
   gold = [p.answer for p in problems]
   return compute_matched_accuracy(parallel.tolist(), pairs.tolist(), gold, lambda a: a, ks=list(ks))
+
+
+def first_attempts(recipe, params, problems) -> tuple[list[np.ndarray], np.ndarray]:
+  """The greedy first attempt on every problem: token ids (stop token included), [N], and correct (N,) bool."""
+  ro, correct, _ = recipe.attempts(recipe.greedy_sampler, params, problems, recipe.eval_rng, 1, turns=1)
+  return completions(ro, 0), correct[:, 0] > 0
+
+
+def fixed_first(recipe, params, problems, first_ids, first_correct) -> dict:
+  """Greedy second attempts of `params` after given first attempts (token ids, [N]; correctness (N,)).
+
+  SCoRe §4 (Kumar et al., arXiv 2409.12917) compares correcting the base model's first attempts with
+  correcting the model's own, to show the distribution shift of SFT on base-model data. Here it also
+  separates a method's correction rate from its own first-attempt accuracy: every model sees the same
+  wrong attempts. The episode is the two-attempt protocol's ([prompt][attempt][instruction][turn 2]),
+  with the attempt appended as context instead of decoded. Returns `self_correction_metrics` of
+  (given, second) plus fix_rate = P(t2 right | t1 wrong) and break_rate = P(t2 wrong | t1 right)
+  (NaN when no first attempt is wrong, resp. right)."""
+  n = len(problems)
+  first_correct = np.asarray(first_correct, bool)
+  if len(first_ids) != n or first_correct.shape != (n,):
+    raise ValueError(f"{n} problems but {len(first_ids)} first attempts and correctness of shape {first_correct.shape}")
+  lens = np.array([len(ids) for ids in first_ids], np.int32)
+  if lens.min() < 1:
+    raise ValueError(f"first attempt of problem {problems[int(lens.argmin())].id} is empty")
+  chunk = np.full((n, int(lens.max())), recipe.pad_id, np.int32)
+  for i, ids in enumerate(first_ids):
+    chunk[i, :len(ids)] = ids
+  sampler, instr = recipe.greedy_sampler, recipe.instruction_ids()
+  ro = recipe.start(params, problems, 1, sampler)
+  ro = sampler.append(params, ro, chunk, lens)
+  ro = sampler.append(params, ro, np.tile(instr, (n, 1)), np.full((n,), len(instr), np.int32))
+  ro = sampler.decode(params, ro, recipe.eval_rng, segment_id=1)
+  second = recipe.task.score(problems, episodes.turn_texts(recipe.tokenizer, ro, 1)) > 0
+  out = self_correction_metrics(np.stack([first_correct, second], axis=1))
+  wrong, right = ~first_correct, first_correct
+  out["fix_rate"] = float(second[wrong].mean()) if wrong.any() else float("nan")
+  out["break_rate"] = float((~second[right]).mean()) if right.any() else float("nan")
+  return out

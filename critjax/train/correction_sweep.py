@@ -22,7 +22,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import jax
 import ml_collections
@@ -70,24 +70,14 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
   results = _earlier_rows(workdir / "results.json", methods, seeds)
   t0 = time.perf_counter()
   for seed in seeds:
-    cfg0 = copy.deepcopy(base)
-    cfg0.seed = seed
-    typed: ExperimentConfig = from_configdict(cfg0)
-    evaluator = loop.build(typed, workdir / f"seed{seed}" / "base")["recipe"]   # SCoRe recipe: 2-attempt eval
-    problems = evaluator.task.eval_problems(seed, typed.train.eval_prompts)
-    base_run = loop.train(dataclasses.replace(typed, train=dataclasses.replace(typed.train, steps=0)),
-                          workdir / f"seed{seed}" / "base")
-    base_params = base_run.params
+    cfg0, evaluator, problems, base_params = _seed_setup(base, workdir, seed)
     for m in methods:
       if m == "base":
         metrics = evaluator.evaluate(base_params, problems)
       elif m == "self_refine":
         metrics = correction_protocols.self_refine(evaluator, base_params, problems)
       else:
-        c = method_config(cfg0, m)
-        c.tokenizer.update(kind="spm", path=str(workdir / f"seed{seed}" / "base" / "tokenizer.model"))
-        res = loop.train(from_configdict(c), workdir / f"seed{seed}" / m, init_params=base_params)
-        metrics = evaluator.evaluate(res.params, problems)
+        metrics = evaluator.evaluate(_trained(cfg0, m, workdir, seed, base_params), problems)
       results[m] = sorted(results[m] + [{"seed": seed, **metrics}], key=lambda r: r["seed"])
       # rows so far, so a run cut short still leaves every finished method's numbers
       (workdir / "results.partial.json").write_text(json.dumps(results, indent=2))
@@ -95,6 +85,26 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
           f"delta {metrics['delta']:+.3f} i->c {metrics['delta_i2c']:.3f} c->i {metrics['delta_c2i']:.3f}"
           f"  ({time.perf_counter() - t0:.0f}s)")
   return {**write_outputs(results, workdir), "seconds": time.perf_counter() - t0}
+
+
+def _seed_setup(base: ml_collections.ConfigDict, workdir: Path, seed: int):
+  """The seed's config, evaluator (a SCoRe recipe: the 2-attempt eval), eval problems and base model
+  (warmed up in workdir/seed{seed}/base, or restored from there)."""
+  cfg0 = copy.deepcopy(base)
+  cfg0.seed = seed
+  typed: ExperimentConfig = from_configdict(cfg0)
+  evaluator = loop.build(typed, workdir / f"seed{seed}" / "base")["recipe"]
+  problems = evaluator.task.eval_problems(seed, typed.train.eval_prompts)
+  base_run = loop.train(dataclasses.replace(typed, train=dataclasses.replace(typed.train, steps=0)),
+                        workdir / f"seed{seed}" / "base")
+  return cfg0, evaluator, problems, base_run.params
+
+
+def _trained(cfg0: ml_collections.ConfigDict, method: str, workdir: Path, seed: int, base_params):
+  """The method's final params: trained from the base in workdir/seed{seed}/{method}, or restored."""
+  c = method_config(cfg0, method)
+  c.tokenizer.update(kind="spm", path=str(workdir / f"seed{seed}" / "base" / "tokenizer.model"))
+  return loop.train(from_configdict(c), workdir / f"seed{seed}" / method, init_params=base_params).params
 
 
 def _require_known(methods: Sequence[str], where: str):
@@ -123,6 +133,61 @@ def write_outputs(results: dict[str, list[dict]], workdir: Path) -> dict:
   (workdir / "table.md").write_text(table + "\n")
   write_bar_chart(results, str(workdir / "ablation.png"))
   return {"results": results, "table": table}
+
+
+FIXED_FIRST_COLUMNS = (
+    ("fix_rate", "fix rate"),
+    ("break_rate", "break rate"),
+    ("acc_t2", "Acc@t2"),
+    ("delta", "Δ(t1,t2)"),
+)
+
+
+def fixed_first(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int],
+                methods: Sequence[str] = METHODS, log: Callable[[str], None] = print) -> dict:
+  """SCoRe §4's fixed-first-attempt check on a finished sweep: every model writes its second attempt
+  after the *base model's* greedy first attempt (critjax.eval.correction_protocols.fixed_first).
+
+  A method's own Δ depends on how many of its own first attempts are wrong; here every row corrects
+  one pool of errors, so the fix rate P(t2 right | t1 wrong) and break rate P(t2 wrong | t1 right)
+  compare correction itself, and an offline method's gap between the two protocols is the paper's
+  distribution shift. Trains nothing: every (method, seed) must have its final checkpoint in workdir
+  (self_refine, a different protocol, is left out). Writes fixed_first.json and fixed_first.md."""
+  _require_known(methods, "")
+  workdir = Path(workdir)
+  methods = [m for m in methods if m != "self_refine"]
+  missing = []
+  for seed in seeds:
+    for m in methods:
+      run_dir = workdir / f"seed{seed}" / m
+      want = 0 if m == "base" else base.train.steps
+      if _final_step(run_dir) != want:
+        missing.append(f"{run_dir} (final checkpoint {_final_step(run_dir)}, want step {want})")
+  if missing:
+    raise FileNotFoundError("fixed_first evaluates finished runs only; missing:\n  " + "\n  ".join(missing)
+                            + "\nRun the sweep (correction_sweep.run) with the same config first.")
+  results: dict[str, list[dict]] = {m: [] for m in methods}
+  for seed in seeds:
+    cfg0, evaluator, problems, base_params = _seed_setup(base, workdir, seed)
+    first_ids, first_ok = correction_protocols.first_attempts(evaluator, base_params, problems)
+    for m in methods:
+      params = base_params if m == "base" else _trained(cfg0, m, workdir, seed, base_params)
+      metrics = correction_protocols.fixed_first(evaluator, params, problems, first_ids, first_ok)
+      results[m].append({"seed": seed, **metrics})
+      log(f"seed {seed} {m:>17}: base's first attempts right {metrics['acc_t1']:.3f}; fix rate "
+          f"{metrics['fix_rate']:.3f} break rate {metrics['break_rate']:.3f} acc@t2 {metrics['acc_t2']:.3f}")
+  table = format_table(results, columns=FIXED_FIRST_COLUMNS)
+  if "score" in results and len(results) > 1:
+    table += "\nPaired by seed:\n\n" + format_paired(results, "score", keys=FIXED_FIRST_COLUMNS[::2])
+  (workdir / "fixed_first.json").write_text(json.dumps(results, indent=2))
+  (workdir / "fixed_first.md").write_text(table + "\n")
+  return {"results": results, "table": table}
+
+
+def _final_step(run_dir: Path) -> Optional[int]:
+  """The latest checkpoint step under run_dir/checkpoints (None if none); reads the folder names only."""
+  steps = [int(p.name) for p in (run_dir / "checkpoints").glob("*") if p.name.isdigit()]
+  return max(steps, default=None)
 
 
 def merge(sources: Sequence[Path], workdir: Path) -> dict:
