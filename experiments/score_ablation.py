@@ -13,7 +13,7 @@ Writes results.json, table.md (mean ± standard error over seeds, then SCoRe min
 by seed) and ablation.png. A later pass into the same workdir (more --methods or --seeds) adds its rows
 to the table; methods already trained there are restored from their checkpoints, not retrained.
 --fixed_first trains nothing and writes fixed_first.json / fixed_first.md (fix and break rates on one
-pool of first attempts; same --config, --steps and --seeds as the sweep).
+pool of first attempts; same --config, --steps and --seeds as the sweep); --merge joins those too.
 """
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -37,6 +37,8 @@ def main(argv):
   if _MERGE.value:
     out = correction_sweep.merge(_MERGE.value, _WORKDIR.value)
     print("\n" + out["table"])
+    if "fixed_first" in out:
+      print("\nCorrecting the base model's first attempts:\n\n" + out["fixed_first"]["table"])
     return
   base = _CONFIG.value
   if _STEPS.value is not None:

@@ -105,6 +105,14 @@ def test_merge_joins_sweeps_run_apart_and_refuses_overlaps(tmp_path):
   assert [r["seed"] for r in out["results"]["base"]] == [0, 1]
   # delta: mean of 0.1 and 0.3 = 20.0%; standard error = std(ddof=1) / sqrt(2) = 0.1414 / 1.414 = 10.0%
   assert "20.0 ± 10.0" in (tmp_path / "all" / "table.md").read_text()
+  assert "fixed_first" not in out and not (tmp_path / "all" / "fixed_first.md").exists()
+  # with a fixed_first.json in every source, those are joined too: fix rates 0.2 and 0.4 -> 30.0 ± 10.0
+  for name, seed, fix in [("s0", 0, 0.2), ("s1", 1, 0.4)]:
+    (tmp_path / name / "fixed_first.json").write_text(json.dumps({"base": [
+        {"seed": seed, "fix_rate": fix, "break_rate": 0.5, "acc_t2": 0.5, "delta": 0.0}]}))
+  out = correction_sweep.merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "all")
+  assert [r["seed"] for r in out["fixed_first"]["results"]["base"]] == [0, 1]
+  assert "| base | 2 | 30.0 ± 10.0 | 50.0 ± 0.0 |" in (tmp_path / "all" / "fixed_first.md").read_text()
   with pytest.raises(ValueError, match="seed"):
     correction_sweep.merge([tmp_path / "s0", tmp_path / "s0"], tmp_path / "dup")
   with pytest.raises(FileNotFoundError, match="results.json"):

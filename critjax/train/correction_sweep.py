@@ -176,6 +176,12 @@ def fixed_first(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[
       results[m].append({"seed": seed, **metrics})
       log(f"seed {seed} {m:>17}: base's first attempts right {metrics['acc_t1']:.3f}; fix rate "
           f"{metrics['fix_rate']:.3f} break rate {metrics['break_rate']:.3f} acc@t2 {metrics['acc_t2']:.3f}")
+  return write_fixed_first(results, workdir)
+
+
+def write_fixed_first(results: dict[str, list[dict]], workdir: Path) -> dict:
+  """fixed_first.json and fixed_first.md (mean ± SE; with SCoRe, its paired differences) in workdir."""
+  workdir.mkdir(parents=True, exist_ok=True)
   table = format_table(results, columns=FIXED_FIRST_COLUMNS)
   if "score" in results and len(results) > 1:
     table += "\nPaired by seed:\n\n" + format_paired(results, "score", keys=FIXED_FIRST_COLUMNS[::2])
@@ -192,12 +198,20 @@ def _final_step(run_dir: Path) -> Optional[int]:
 
 def merge(sources: Sequence[Path], workdir: Path) -> dict:
   """One table from sweeps run apart (e.g. a seed per process or per host): their results.json
-  files must hold the same methods and disjoint seeds."""
+  files must hold the same methods and disjoint seeds. Where every source also has a fixed_first.json
+  (`fixed_first`), those are joined the same way into the workdir's fixed_first table."""
+  out = write_outputs(_join(sources, "results.json"), Path(workdir))
+  if all((Path(src) / "fixed_first.json").exists() for src in sources):
+    out["fixed_first"] = write_fixed_first(_join(sources, "fixed_first.json"), Path(workdir))
+  return out
+
+
+def _join(sources: Sequence[Path], name: str) -> dict[str, list[dict]]:
   merged: dict[str, list[dict]] = {}
   for src in sources:
-    path = Path(src) / "results.json"
+    path = Path(src) / name
     if not path.exists():
-      raise FileNotFoundError(f"{path}: no results.json (did that sweep finish?)")
+      raise FileNotFoundError(f"{path}: no {name} (did that sweep finish?)")
     part = json.loads(path.read_text())
     if merged and set(part) != set(merged):
       raise ValueError(f"{path}: methods {sorted(part)} differ from the first source's {sorted(merged)}")
@@ -207,4 +221,4 @@ def merge(sources: Sequence[Path], workdir: Path) -> dict:
       if dup:
         raise ValueError(f"{path}: seed(s) {sorted(dup)} of method {m!r} already come from another source")
       merged.setdefault(m, []).extend(rows)
-  return write_outputs(merged, Path(workdir))
+  return merged
