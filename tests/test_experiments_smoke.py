@@ -191,3 +191,7 @@ def test_fixed_first_names_every_unfinished_run_before_evaluating(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"seed0/base .*\n.*seed0/star "):
     correction_sweep.fixed_first(cfg, tmp_path, seeds=[0], methods=["base", "star"], log=lambda s: None)
   assert not any(tmp_path.iterdir())
+  cfg.warmup.steps = 0         # no warm-up: the base is the seeded init, nothing of it to find
+  with pytest.raises(FileNotFoundError) as err:
+    correction_sweep.fixed_first(cfg, tmp_path, seeds=[0], methods=["base", "star"], log=lambda s: None)
+  assert "seed0/star " in str(err.value) and "seed0/base " not in str(err.value)

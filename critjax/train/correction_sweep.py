@@ -159,8 +159,10 @@ def fixed_first(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[
   missing = []
   for seed in seeds:
     for m in methods:
+      if m == "base" and not base.warmup.steps:
+        continue          # no warm-up: the base is the seeded init; nothing to restore
       run_dir = workdir / f"seed{seed}" / m
-      want = 0 if m == "base" else base.train.steps
+      want = 0 if m == "base" else base.train.steps    # the base run saves the warm-up as step 0
       if _final_step(run_dir) != want:
         missing.append(f"{run_dir} (final checkpoint {_final_step(run_dir)}, want step {want})")
   if missing:
