@@ -6,7 +6,7 @@
                     corrected answers, against 2K independent samples with majority vote.
   fixed_first       SCoRe §4's distribution-shift check: a model corrects *given* first attempts (e.g.
                     the base model's) instead of its own, so models compare on one pool of errors.
-Both run on a MultiTurn recipe (critjax.rl.recipes.score) so they share its sampler and templates.
+All run on a MultiTurn recipe (critjax.rl.recipes.score), so they share its sampler and templates.
 """
 from __future__ import annotations
 
