@@ -163,8 +163,9 @@ def fixed_first(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[
         continue          # no warm-up: the base is the seeded init; nothing to restore
       run_dir = workdir / f"seed{seed}" / m
       want = 0 if m == "base" else base.train.steps    # the base run saves the warm-up as step 0
-      if _final_step(run_dir) != want:
-        missing.append(f"{run_dir} (final checkpoint {_final_step(run_dir)}, want step {want})")
+      final = _final_step(run_dir)
+      if final != want:
+        missing.append(f"{run_dir} (final checkpoint {final}, want step {want})")
   if missing:
     raise FileNotFoundError("fixed_first evaluates finished runs only; missing:\n  " + "\n  ".join(missing)
                             + "\nRun the sweep (correction_sweep.run) with the same config first.")
