@@ -139,6 +139,47 @@ class TrainConfig:
   max_skipped_steps: int = 10       # consecutive skipped (non-finite / failed reward) steps before stopping
 
 
+ROLE_INITS = ("random", "hf", "copy", "checkpoint")
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleConfig:
+  """One model of the run (`config.roles.<name>`): what it is, how it starts, whether it trains.
+
+  A config without `roles` has one role, `policy`, read from the top-level `model`, `optim` and
+  `rollout` fields (and `warmup.checkpoint` as its Hugging Face start): every single-policy config
+  keeps working unchanged. Fields left None take those top-level values, so each default is stated
+  once. Roles live on the run's one mesh (`mesh = "shared"`), each sharded by its own logical axes.
+  """
+  model: Optional[ModelConfig] = None     # None: config.model
+  init: str = "random"                    # random | hf | copy | checkpoint
+  init_from: Optional[str] = None         # hf: model directory; copy: a role's name; checkpoint: an earlier run's workdir
+  init_role: Optional[str] = None         # checkpoint: which role of that run (default: this role's name)
+  share: Optional[str] = None             # use another role's parameters (self-critique: critic = policy)
+  trained: bool = True                    # False: frozen (no optimizer state, never updated)
+  optim: Optional[OptimConfig] = None     # trained roles; None: config.optim
+  temperature: Optional[float] = None     # sampling settings; None: config.rollout's
+  top_k: Optional[int] = None
+  top_p: Optional[float] = None
+  max_new_tokens: Optional[int] = None
+  mesh: str = "shared"
+
+  def __post_init__(self):
+    if self.init not in ROLE_INITS:
+      raise ValueError(f"init={self.init!r}; expected one of {ROLE_INITS}")
+    if self.init != "random" and not self.init_from:
+      raise ValueError(f"init={self.init!r} needs init_from (a directory or a role name)")
+    if self.mesh != "shared":
+      raise ValueError(f"mesh={self.mesh!r}; only 'shared' (the run's one mesh) is supported")
+    if not self.trained and self.optim is not None:
+      raise ValueError("optim is set but trained=False: a frozen role takes no optimizer fields")
+    if self.share is not None:
+      own = [f for f in ("model", "init_from", "init_role", "optim") if getattr(self, f) is not None]
+      if own or self.init != "random":
+        raise ValueError(f"share={self.share!r} uses that role's parameters; it cannot also set "
+                         f"{own or ['init']}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   name: str = "grpo"
@@ -154,6 +195,36 @@ class ExperimentConfig:
   optim: OptimConfig = OptimConfig()
   train: TrainConfig = TrainConfig()
   recipe_args: dict = dataclasses.field(default_factory=dict)  # recipe-specific, checked by the recipe
+  roles: dict = dataclasses.field(default_factory=dict)        # name -> RoleConfig; empty: one 'policy' role
+
+  def role_configs(self) -> dict[str, RoleConfig]:
+    """Every role with its defaults filled in (model, optimizer); see RoleConfig."""
+    roles = dict(self.roles) or {"policy": RoleConfig(
+        init="hf" if self.warmup.checkpoint else "random", init_from=self.warmup.checkpoint)}
+    out = {}
+    for name, r in roles.items():
+      if r.share is not None:
+        if r.share not in roles or roles[r.share].share is not None:
+          raise ValueError(f"config.roles.{name}.share={r.share!r} must name a role with its own "
+                           f"parameters; roles: {sorted(roles)}")
+        base = roles[r.share]
+        r = dataclasses.replace(r, trained=base.trained)
+      if r.init == "copy" and (r.init_from not in roles or r.init_from == name):
+        raise ValueError(f"config.roles.{name}.init_from={r.init_from!r} must name another role; "
+                         f"roles: {sorted(roles)}")
+      out[name] = dataclasses.replace(
+          r, model=r.model or self.model,
+          optim=(r.optim or self.optim) if (r.trained and r.share is None) else None)
+    return out
+
+  def role_sampling(self, name: str, eos_id: int, pad_id: int, greedy: bool = False,
+                    extra_stop_ids=()) -> SamplingConfig:
+    """The sampling settings of role `name`: its own fields where set, else config.rollout's."""
+    r, role = self.rollout, self.role_configs()[name]
+    pick = lambda field: getattr(r, field) if getattr(role, field) is None else getattr(role, field)
+    return SamplingConfig(max_new_tokens=pick("max_new_tokens"), temperature=0.0 if greedy else pick("temperature"),
+                          top_k=pick("top_k"), top_p=pick("top_p"), eos_id=eos_id, pad_id=pad_id,
+                          extra_stop_ids=tuple(extra_stop_ids))
 
   def sampling(self, eos_id: int, pad_id: int, greedy: bool = False, extra_stop_ids=()) -> SamplingConfig:
     r = self.rollout
@@ -177,6 +248,11 @@ def to_dict(obj) -> Any:
   return obj
 
 
+def _unwrap_optional(tp):
+  args = [a for a in typing.get_args(tp) if a is not type(None)]
+  return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1 else tp
+
+
 def _is_dataclass_type(tp) -> bool:
   return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
@@ -193,8 +269,12 @@ def from_dict(cls, d: dict, path: str = "config"):
                      f"known fields of {path}: {sorted(fields)}")
   kwargs = {}
   for name, value in d.items():
-    tp = hints[name]
-    if _is_dataclass_type(tp) and isinstance(value, dict):
+    tp = _unwrap_optional(hints[name])
+    if cls is ExperimentConfig and name == "roles":
+      if not isinstance(value, dict):
+        raise TypeError(f"{path}.roles must be a mapping of role name -> role fields")
+      kwargs[name] = {role: from_dict(RoleConfig, dict(v or {}), f"{path}.roles.{role}") for role, v in value.items()}
+    elif _is_dataclass_type(tp) and isinstance(value, dict):
       if tp is ModelConfig:
         try:
           kwargs[name] = ModelConfig.from_dict(value)

@@ -41,7 +41,7 @@ def main(argv):
   from critjax.eval import correction_protocols
   from critjax.train.loop import build
   recipe = build(cfg, workdir)["recipe"]
-  study = correction_protocols.compute_matched(recipe, run.params, recipe.task.eval_problems(cfg.seed, 128),
+  study = correction_protocols.compute_matched(recipe, {"policy": run.params}, recipe.task.eval_problems(cfg.seed, 128),
                                                jax.random.PRNGKey(cfg.seed), ks=(1, 2, 4))
   (workdir / "compute_matched.json").write_text(json.dumps(study, indent=2))
   print("\ncompute-matched majority vote (128 problems, temperature sampling):")

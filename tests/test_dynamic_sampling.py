@@ -29,7 +29,7 @@ def parts(tmp_path_factory):
   c.tokenizer.corpus_size = 2000
   cfg = from_configdict(c)
   p = loop.build(cfg, tmp_path_factory.mktemp("w"))
-  params, _ = loop.init_model(cfg, p["mesh"])
+  params = {"policy": loop.init_model(cfg, p["mesh"])[0]}
   return cfg, p["recipe"], params
 
 

@@ -50,7 +50,7 @@ def test_compute_matched_study_runs(tmp_path):
   from critjax.train import loop
   cfg = from_configdict(shrink(score_config.get_config("tiny")))
   parts = loop.build(cfg, tmp_path)
-  params, _ = loop.init_model(cfg, parts["mesh"])
+  params = {"policy": loop.init_model(cfg, parts["mesh"])[0]}
   recipe = parts["recipe"]
   out = correction_protocols.compute_matched(recipe, params, recipe.task.eval_problems(0, 3), jax.random.PRNGKey(0),
                                              ks=(1, 2))
@@ -73,7 +73,7 @@ def test_compute_matched_votes_on_extracted_answers(tmp_path, monkeypatch):
   parallel = [a(g[0]), a(w[0]), a(w[0]), a(w[0]), a(g[1]), a(g[1]), a(w[1]), "no answer"]   # rows of 2K = 4
   firsts = [a(w[0]), a(w[0]), a(w[1]), a(w[1])]
   seconds = [a(g[0]), a(g[0]), a(w[1]), "no answer"]
-  def fake(sampler, params, problems, rng, num_samples, turns=None):
+  def fake(params, problems, rng, num_samples, turns=None):
     return None, None, [parallel] if turns == 1 else [firsts, seconds]
   monkeypatch.setattr(recipe, "attempts", fake)
   out = correction_protocols.compute_matched(recipe, None, probs, jax.random.PRNGKey(0), ks=(1, 2))
@@ -160,7 +160,7 @@ def test_fixed_first_attempts_reproduce_the_models_own_episode(tmp_path, monkeyp
   from critjax.train import loop
   cfg = from_configdict(shrink(score_config.get_config("tiny")))
   parts = loop.build(cfg, tmp_path)
-  params, _ = loop.init_model(cfg, parts["mesh"])
+  params = {"policy": loop.init_model(cfg, parts["mesh"])[0]}
   recipe, probs = parts["recipe"], parts["recipe"].task.eval_problems(0, 8)
   monkeypatch.setattr(recipe.task, "score", lambda problems, texts: np.array([len(t) % 2 for t in texts], float))
   own = recipe.evaluate(params, probs)

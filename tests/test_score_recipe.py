@@ -23,7 +23,7 @@ def parts(tmp_path_factory):
   c.rl.advantage = "reinforce"   # the paper's estimator (the tiny config picks RLOO; tested below)
   cfg = from_configdict(c)
   p = loop.build(cfg, tmp_path_factory.mktemp("w"))
-  params, _ = loop.init_model(cfg, p["mesh"])
+  params = {"policy": loop.init_model(cfg, p["mesh"])[0]}
   return cfg, p, params
 
 

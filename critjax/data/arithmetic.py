@@ -152,3 +152,41 @@ class ArithmeticTask:
   def corpus(self, seed: int, n: int) -> list[str]:
     """Prompt + solution lines: the tokenizer's training text and the supervised warm-up data."""
     return [self.prompt(a, b) + self.solution(a, b) for a, b in (self.problem(seed, i) for i in range(n))]
+
+  @staticmethod
+  def steps_of(completion: str) -> list[str]:
+    """The column steps of a default-format completion, stripped, without the `A: ...` chunk or
+    empty chunks: ' 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625' -> ['8+7=15 c1', '5+6+1=12 c1', '3+2+1=6 c0']."""
+    chunks = (c.strip() for c in completion.split(";"))
+    return [c for c in chunks if c and not c.startswith("A:")]
+
+  def first_wrong_step(self, a: int, b: int, completion: str) -> int:
+    """ProcessBench's label (arXiv 2412.06559): the index of the completion's first step that differs
+    from solution_steps(a, b), -1 when every step matches and none is missing or extra.
+
+    A missing step (the completion stops early) is wrong at the first missing index; an extra step
+    beyond the correct count is wrong at its own index."""
+    got, want = self.steps_of(completion), self.solution_steps(a, b)
+    for i in range(max(len(got), len(want))):
+      if i >= len(got) or i >= len(want) or got[i] != want[i]:
+        return i
+    return -1
+
+  def critique(self, a: int, b: int, completion: str) -> str:
+    """The oracle step-level critique, in the terse form VERDICTS['step_level'] parses
+    (critjax/rl/verdicts.py): ' 8+7=15 c1 Correct ; 5+6+1=12 c1 Wrong ; 3+2+1=6 c0 Correct ; Final Wrong'
+    for 358+267 and the attempt ' 8+7=15 c1 ; 5+6=11 c1 ; 3+2+1=6 c0 ; A: 615'.
+
+    The critic re-works each column (the step's "explanation" in Critique-RL's format, arXiv
+    2510.24320, is the re-worked column) and judges the attempt's step against it; a refinement can
+    follow the re-worked columns, which is what makes a critique helpful on this task. Step i is
+    judged by exact match with the right working (a missing step is Wrong), so after a wrong carry the
+    later steps are Wrong too; ProcessBench labels only the first wrong step, which is what
+    first_wrong_step returns. Steps beyond the right working's count are not listed, so an attempt
+    whose only fault is an extra step parses to first_wrong_step -1 while first_wrong_step says
+    otherwise. The final verdict is the reward: the attempt's extracted answer against a + b."""
+    got = self.steps_of(completion)
+    chunks = [f"{step} {'Correct' if i < len(got) and got[i] == step else 'Wrong'}"
+              for i, step in enumerate(self.solution_steps(a, b))]
+    chunks.append("Final Correct" if self.reward(completion, self.answer(a, b)) == 1.0 else "Final Wrong")
+    return " " + " ; ".join(chunks)

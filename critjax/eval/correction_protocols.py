@@ -6,7 +6,8 @@
                     corrected answers, against 2K independent samples with majority vote.
   fixed_first       SCoRe §4's distribution-shift check: a model corrects *given* first attempts (e.g.
                     the base model's) instead of its own, so models compare on one pool of errors.
-All run on a MultiTurn recipe (critjax.rl.recipes.score), so they share its sampler and templates.
+All run on a MultiTurn recipe (critjax.rl.recipes.multi_turn) through the one protocol mechanism
+(critjax.rl.protocols), so they share its roles, samplers and templates. `params`: role -> params.
 """
 from __future__ import annotations
 
@@ -15,18 +16,21 @@ import numpy as np
 from critjax.data.templates import get_template
 from critjax.eval.self_correction import self_correction_metrics
 from critjax.eval.voting import compute_matched_accuracy
-from critjax.rl import episodes
-from critjax.sampling.sampler import Sampler, completions
+from critjax.rl import protocols
+from critjax.rl.protocols import Turn
+from critjax.sampling.sampler import completions
 
 
-def self_refine(recipe, params, problems, template_name: str = "self_refine_toy") -> dict:
+def self_refine(recipe, params, problems, template_name: str = "self_refine_toy", role: str = "policy") -> dict:
   """Greedy attempt -> feedback -> refinement; metrics in the SCoRe table's shape."""
   tpl = get_template(template_name)
-  chunks = [None, recipe.context_ids(tpl.critique_prompt()), recipe.context_ids(tpl.refine_prompt())]
-  r = recipe.cfg.rollout
-  sampler = Sampler(recipe.model_cfg, recipe.greedy_sampler.scfg,   # three generated turns to fit
-                    r.max_prompt_len + 3 * r.max_new_tokens + sum(len(c) for c in chunks[1:]))
-  _, texts = recipe.run_turns(sampler, params, problems, recipe.eval_rng, 1, chunks)
+  feedback, refine = recipe.context_ids(tpl.critique_prompt()), recipe.context_ids(tpl.refine_prompt())
+  turns = (Turn(role), Turn(role, feedback), Turn(role, refine))
+  r = recipe.cfg.rollout      # three generated turns to fit
+  engine = recipe.engine.with_capacity(protocols.capacity(
+      r.max_prompt_len, [(0, r.max_new_tokens), (len(feedback), r.max_new_tokens), (len(refine), r.max_new_tokens)]))
+  ep = recipe.episode(turns, params, problems, recipe.eval_rng, greedy=True, engine=engine)
+  texts = [ep.texts(k) for k in range(3)]
   correct = np.stack([recipe.task.score(problems, texts[0]), recipe.task.score(problems, texts[2])], axis=1)
   return self_correction_metrics(correct > 0, [[a, b] for a, b in zip(texts[0], texts[2])])
 
@@ -37,8 +41,8 @@ def compute_matched(recipe, params, problems, rng, ks=(1, 2, 4, 8)) -> list[dict
   kmax = max(ks)
   k1, k2 = jax.random.split(rng)
   # 2K independent first attempts (one turn), and K two-attempt episodes, sampled at the training temperature
-  _, _, par_texts = recipe.attempts(recipe.sampler, params, problems, k1, 2 * kmax, turns=1)
-  _, _, pair_texts = recipe.attempts(recipe.sampler, params, problems, k2, kmax)
+  _, _, par_texts = recipe.attempts(params, problems, k1, 2 * kmax, turns=1)
+  _, _, pair_texts = recipe.attempts(params, problems, k2, kmax)
   n = len(problems)
   # Votes are over extracted final answers (None = no answer, no vote); golds are already answers.
   extract = lambda texts: [recipe.task.extract(t) for t in texts]
@@ -51,7 +55,7 @@ def compute_matched(recipe, params, problems, rng, ks=(1, 2, 4, 8)) -> list[dict
 
 def first_attempts(recipe, params, problems) -> tuple[list[np.ndarray], np.ndarray]:
   """The greedy first attempt on every problem: token ids (stop token included), [N], and correct (N,) bool."""
-  ro, correct, _ = recipe.attempts(recipe.greedy_sampler, params, problems, recipe.eval_rng, 1, turns=1)
+  ro, correct, _ = recipe.attempts(params, problems, recipe.eval_rng, 1, turns=1, greedy=True)
   return completions(ro, 0), correct[:, 0] > 0
 
 
@@ -72,15 +76,12 @@ def fixed_first(recipe, params, problems, first_ids, first_correct) -> dict:
   lens = np.array([len(ids) for ids in first_ids], np.int32)
   if lens.min() < 1:
     raise ValueError(f"first attempt of problem {problems[int(lens.argmin())].id} is empty")
-  chunk = np.full((n, int(lens.max())), recipe.pad_id, np.int32)
-  for i, ids in enumerate(first_ids):
-    chunk[i, :len(ids)] = ids
-  sampler, instr = recipe.greedy_sampler, recipe.instruction_ids()
-  ro = recipe.start(params, problems, 1, sampler)
-  ro = sampler.append(params, ro, chunk, lens)
-  ro = sampler.append(params, ro, np.tile(instr, (n, 1)), np.full((n,), len(instr), np.int32))
-  ro = sampler.decode(params, ro, recipe.eval_rng, segment_id=1)
-  second = recipe.task.score(problems, episodes.turn_texts(recipe.tokenizer, ro, 1)) > 0
+  instr = recipe.instruction_ids()
+  # One turn after context = [given attempt][instruction]: the given attempt sits where the model's
+  # own first attempt would, as context it did not write.
+  given = lambda ep: [list(ids) + instr for ids in first_ids]
+  ep = recipe.episode((Turn("policy", given),), params, problems, recipe.eval_rng, greedy=True)
+  second = recipe.task.score(problems, ep.texts(0)) > 0
   out = self_correction_metrics(np.stack([first_correct, second], axis=1))
   wrong, right = ~first_correct, first_correct
   out["fix_rate"] = float(second[wrong].mean()) if wrong.any() else float("nan")

@@ -49,3 +49,21 @@ def k2(logp_bt, ref_logp_bt):
 def k3(logp_bt, ref_logp_bt):
   d = jnp.clip(_d(logp_bt, ref_logp_bt), -K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)
   return jnp.clip(jnp.exp(d) - d - 1.0, -K3_CLAMP, K3_CLAMP)
+
+
+KL_PLACEMENTS = ("loss", "reward")
+
+
+def kl_in_reward_advantages(adv_bt, old_logp_bt, ref_logp_bt, mask_bt, beta, estimator: str = "k1"):
+  """Advantages with the KL folded into the per-token reward (PPO-RLHF; OpenRLHF, as Critique-RL).
+
+  OpenRLHF (`compute_reward` + `get_cumulative_returns`, gamma = 1) gives token t the reward
+  r_t = -beta * KL_t, plus the (baselined) task reward on the last token, and uses the return
+  from t as the advantage:  A_t = A - beta * sum_{s >= t, m_s = 1} KL_s,  KL_s estimated at the
+  behaviour policy's sampled tokens (k1 = log pi_old - log pi_ref by default). The KL term is a
+  constant of the update (no gradient flows through it). Masked tokens get 0.
+  """
+  mask = mask_bt.astype(jnp.float32)
+  kl = jnp.where(mask > 0, KL_ESTIMATORS.get(estimator)(old_logp_bt, ref_logp_bt), 0.0)
+  to_go = jnp.flip(jnp.cumsum(jnp.flip(kl, axis=1), axis=1), axis=1)     # sum_{s >= t} KL_s
+  return jnp.where(mask > 0, adv_bt - beta * to_go, 0.0)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from critjax.registry import Registry
-from critjax.rl.kl import KL_ESTIMATORS
+from critjax.rl.kl import KL_ESTIMATORS, KL_PLACEMENTS, kl_in_reward_advantages
 
 LOG_RATIO_CLAMP = 20.0  # verl `compute_policy_loss`: clamp log(pi/pi_old) before exp for stability
 
@@ -94,8 +94,11 @@ class LossConfig:
   aggregation: str = "seq_mean_token_mean"   # | 'token_mean' (DAPO) | 'seq_mean_token_sum_norm' (Dr. GRPO)
   norm_len: Optional[int] = None         # constant normaliser L_max for seq_mean_token_sum_norm
   entropy_coef: float = 0.0              # entropy bonus: loss -= entropy_coef * H_t
+  kl_placement: str = "loss"             # 'loss' (a loss term) | 'reward' (per-token reward, see kl.py)
 
   def __post_init__(self):
+    if self.kl_placement not in KL_PLACEMENTS:
+      raise ValueError(f"loss.kl_placement={self.kl_placement!r}; expected one of {KL_PLACEMENTS}")
     if self.ratio not in RATIOS:
       raise ValueError(f"loss.ratio={self.ratio!r}; expected one of {RATIOS.names()}")
     if not 0.0 <= self.clip_low < 1.0:
@@ -190,6 +193,11 @@ def policy_loss(logp_bt, old_logp_bt, adv_bt, mask_bt, cfg: LossConfig, *,
   use_kl = beta_bt is not None or cfg.kl_coef > 0
   if use_kl and ref is None:
     raise ValueError("policy_loss needs ref_logp_bt when loss.kl_coef > 0 or kl_coef_bt is given")
+  if use_kl and cfg.kl_placement == "reward":
+    # KL in the reward: the advantage carries it, the loss has no KL term (kl is still reported).
+    adv = kl_in_reward_advantages(adv, old, ref, mask, beta, cfg.kl_estimator)
+    pg, clip_ind, dual_ind = _clipped_surrogate(ratio, adv, cfg)
+    use_kl = False
   kl = jnp.zeros_like(pg) if ref is None else KL_ESTIMATORS.get(cfg.kl_estimator)(logp, ref)
   if ent is None and cfg.entropy_coef > 0:
     raise ValueError("policy_loss needs entropy_bt when loss.entropy_coef > 0")
@@ -201,6 +209,25 @@ def policy_loss(logp_bt, old_logp_bt, adv_bt, mask_bt, cfg: LossConfig, *,
       ("pg_loss", pg), ("kl", kl), ("entropy", ent), ("clip_frac", clip_ind),
       ("dual_clip_frac", dual_ind), ("ratio_mean", ratio))}
   return loss_sum, denom, metrics
+
+
+LOSSES: Registry[Callable] = Registry("loss")
+
+
+@LOSSES.register("policy")
+def _policy_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
+  """A policy-gradient batch (tokens, mask, adv, old_logp, optional ref_logp / kl_coef)."""
+  return policy_loss(logp_bt, mb["old_logp"], mb["adv"], mb["mask"], cfg, ref_logp_bt=mb.get("ref_logp"),
+                     kl_coef_bt=mb.get("kl_coef"), entropy_bt=entropy_bt)
+
+
+@LOSSES.register("nll")
+def _nll_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
+  """A supervised batch (tokens, mask): token-mean NLL, with the entropy reported."""
+  del cfg
+  total, denom, metrics = nll_loss(logp_bt, mb["mask"])
+  metrics["entropy"] = _token_metric(entropy_bt, mb["mask"].astype(jnp.float32))
+  return total, denom, metrics
 
 
 def nll_loss(logp_bt, mask_bt):

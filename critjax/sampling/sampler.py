@@ -74,12 +74,20 @@ def start(params, prompt_bp, prompt_len_b, *, cfg: ModelConfig, capacity: int, n
   return ro
 
 
-def append(params, ro: Rollout, chunk_bc, chunk_len_b, *, cfg: ModelConfig, pad_id: int = 0) -> Rollout:
-  """Append context tokens (B, C), row b taking its first chunk_len_b[b], at each row's length."""
+def append(params, ro: Rollout, chunk_bc, chunk_len_b, segment_bc=None, logp_bc=None, *, cfg: ModelConfig,
+           pad_id: int = 0) -> Rollout:
+  """Append tokens (B, C), row b taking its first chunk_len_b[b], at each row's length.
+
+  By default they are context (segment CONTEXT, log-prob 0). A turn another model wrote, handed to
+  this model's cache, keeps its writer's `segment_bc` and behaviour `logp_bc` (both (B, C))."""
   logits, cache = decoder.forward(params, chunk_bc, cfg, cache=ro.cache, start_b=ro.length)
-  chunk = jnp.where(jnp.arange(chunk_bc.shape[1]) < chunk_len_b[:, None], chunk_bc, pad_id)
+  live = jnp.arange(chunk_bc.shape[1]) < chunk_len_b[:, None]
+  chunk = jnp.where(live, chunk_bc, pad_id)
+  seg = jnp.full_like(chunk, CONTEXT) if segment_bc is None else jnp.where(live, segment_bc, CONTEXT)
+  logp = jnp.zeros(chunk.shape, jnp.float32) if logp_bc is None else jnp.where(live, logp_bc, 0.0)
   return ro.replace(tokens=_write_rows(ro.tokens, chunk, ro.length),
-                    segment=_write_rows(ro.segment, jnp.full_like(chunk, CONTEXT), ro.length),
+                    segment=_write_rows(ro.segment, seg, ro.length),
+                    logp=_write_rows(ro.logp, logp, ro.length),
                     length=ro.length + chunk_len_b, cache=cache,
                     last_logits=_last_logits(logits, chunk_len_b))
 
@@ -134,9 +142,11 @@ class Sampler:
     return self._start(params, jnp.asarray(prompt_bp, jnp.int32), jnp.asarray(prompt_len_b, jnp.int32),
                        num_samples=num_samples)
 
-  def append(self, params, ro: Rollout, chunk_bc, chunk_len_b) -> Rollout:
+  def append(self, params, ro: Rollout, chunk_bc, chunk_len_b, segment_bc=None, logp_bc=None) -> Rollout:
     self._check_room(ro, int(np.max(chunk_len_b)) if len(chunk_len_b) else 0)
-    return self._append(params, ro, jnp.asarray(chunk_bc, jnp.int32), jnp.asarray(chunk_len_b, jnp.int32))
+    opt = lambda x, dt: None if x is None else jnp.asarray(x, dt)
+    return self._append(params, ro, jnp.asarray(chunk_bc, jnp.int32), jnp.asarray(chunk_len_b, jnp.int32),
+                        opt(segment_bc, jnp.int32), opt(logp_bc, jnp.float32))
 
   def decode(self, params, ro: Rollout, rng, segment_id: int = 0, active_b=None) -> Rollout:
     self._check_room(ro, self.scfg.max_new_tokens)

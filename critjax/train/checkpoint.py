@@ -6,6 +6,7 @@ before any compute and without touching the checkpoints already there.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -93,3 +94,43 @@ class Checkpointer:
   def close(self):
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+def load_role_params(workdir, role: str, shapes, shardings, *, field: str = "config.roles", step: Optional[int] = None):
+  """One role's parameters from an earlier run's latest checkpoint (a trained role's `params`, or
+  a frozen role's entry), placed with `shardings`. `shapes` is the role's parameter tree of
+  ShapeDtypeStructs here; a checkpoint whose role differs in any shape is refused, naming the leaf."""
+  manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints")
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"{field}.init_from={str(workdir)!r}: no checkpoint in {workdir}/checkpoints")
+  meta = manager.item_metadata(step)
+  tree = meta.tree if hasattr(meta, "tree") else meta
+  trained, frozen = tree.get("roles", {}), tree.get("frozen", {})
+  if role in trained:
+    where = ("roles", role, "params")
+  elif role in frozen:
+    where = ("frozen", role)
+  else:
+    raise ValueError(f"{field}.init_role={role!r}: the checkpoint in {workdir} has roles "
+                     f"{sorted(trained) + sorted(frozen)}")
+  saved = functools.reduce(lambda t, k: t[k], where, tree)
+  saved_paths = {jax.tree_util.keystr(p): tuple(m.shape) for p, m in jax.tree_util.tree_leaves_with_path(saved)}
+  for p, s in jax.tree_util.tree_leaves_with_path(shapes):
+    key = jax.tree_util.keystr(p)
+    if saved_paths.get(key) != tuple(s.shape):
+      raise ValueError(f"{field}.init_from={str(workdir)!r}: role {role!r} parameter {key} has shape "
+                       f"{saved_paths.get(key, 'missing')} there, {tuple(s.shape)} in this model config")
+  # Restore just that subtree: every other leaf of the saved state is skipped (placeholder).
+  target = jax.tree.map(lambda _: ocp.PLACEHOLDER, tree)
+  target = _set_in(target, where, jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                                                shapes, shardings))
+  restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+  manager.close()
+  return functools.reduce(lambda t, k: t[k], where, restored)
+
+
+def _set_in(tree: dict, path: tuple, value):
+  out = dict(tree)
+  out[path[0]] = value if len(path) == 1 else _set_in(tree[path[0]], path[1:], value)
+  return out

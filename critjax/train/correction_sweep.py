@@ -73,11 +73,11 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[int], me
     cfg0, evaluator, problems, base_params = _seed_setup(base, workdir, seed)
     for m in methods:
       if m == "base":
-        metrics = evaluator.evaluate(base_params, problems)
+        metrics = evaluator.evaluate({"policy": base_params}, problems)
       elif m == "self_refine":
-        metrics = correction_protocols.self_refine(evaluator, base_params, problems)
+        metrics = correction_protocols.self_refine(evaluator, {"policy": base_params}, problems)
       else:
-        metrics = evaluator.evaluate(_trained(cfg0, m, workdir, seed, base_params), problems)
+        metrics = evaluator.evaluate({"policy": _trained(cfg0, m, workdir, seed, base_params)}, problems)
       results[m] = sorted(results[m] + [{"seed": seed, **metrics}], key=lambda r: r["seed"])
       # rows so far, so a run cut short still leaves every finished method's numbers
       (workdir / "results.partial.json").write_text(json.dumps(results, indent=2))
@@ -162,7 +162,7 @@ def fixed_first(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[
       if m == "base" and not base.warmup.steps:
         continue          # no warm-up: the base is the seeded init; nothing to restore
       run_dir = workdir / f"seed{seed}" / m
-      want = 0 if m == "base" else base.train.steps    # the base run saves the warm-up as step 0
+      want = base.warmup.steps if m == "base" else base.train.steps    # the base run saves its warm-up phase
       final = _final_step(run_dir)
       if final != want:
         missing.append(f"{run_dir} (final checkpoint {final}, want step {want})")
@@ -172,10 +172,10 @@ def fixed_first(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[
   results: dict[str, list[dict]] = {m: [] for m in methods}
   for seed in seeds:
     cfg0, evaluator, problems, base_params = _seed_setup(base, workdir, seed)
-    first_ids, first_ok = correction_protocols.first_attempts(evaluator, base_params, problems)
+    first_ids, first_ok = correction_protocols.first_attempts(evaluator, {"policy": base_params}, problems)
     for m in methods:
       params = base_params if m == "base" else _trained(cfg0, m, workdir, seed, base_params)
-      metrics = correction_protocols.fixed_first(evaluator, params, problems, first_ids, first_ok)
+      metrics = correction_protocols.fixed_first(evaluator, {"policy": params}, problems, first_ids, first_ok)
       results[m].append({"seed": seed, **metrics})
       log(f"seed {seed} {m:>17}: base's first attempts right {metrics['acc_t1']:.3f}; fix rate "
           f"{metrics['fix_rate']:.3f} break rate {metrics['break_rate']:.3f} acc@t2 {metrics['acc_t2']:.3f}")

@@ -1,9 +1,16 @@
 """The training driver. Reads top to bottom:
-workdir -> mesh -> task, tokenizer, recipe -> model (+ supervised warm-up) -> shard -> jitted steps
--> restore -> loop (collect, reference log-probs, update epochs, log, eval, checkpoint).
+workdir -> mesh -> task, tokenizer, recipe, phases -> every role's parameters -> shard -> jitted
+updates -> restore -> loop over the phases (warm-up steps, then RL steps), with hooks at phase starts.
 
-One RL step: sample G completions for each of B prompts -> rewards -> advantages -> mu epochs of
-`num_minibatches` optimizer steps, each accumulated over micro-batches -> metrics.
+A run has named roles (config.roles; one `policy` role when the config has none). Trained roles
+have an optimizer and enter the one jitted update; frozen roles, KL references and snapshots live
+in `TrainState.frozen`. Everything is one pytree, one orbax checkpoint.
+
+One RL step: the recipe's episodes for B prompts (every role it needs, sampled on one mesh) ->
+one batch per trained role -> reference log-probs where the recipe asks -> mu epochs of
+`num_minibatches` optimizer steps over all trained roles at once, each accumulated over
+micro-batches -> metrics. One warm-up step: the recipe's supervised batch per role -> the same
+update with the NLL loss and the warm-up learning rate.
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import dataclasses
 import functools
 import logging
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,93 +32,200 @@ from critjax.config import ExperimentConfig
 from critjax.data.tasks import make_task
 from critjax.data.templates import get_template
 from critjax.models import decoder
+from critjax.rl.phases import Phase, ResetOptimizer, ResetReference, Snapshot, check_hooks, reference_name
 from critjax.rl.recipes import RECIPES
 from critjax.train import tokenizer_setup
-from critjax.train.checkpoint import Checkpointer, check_workdir
+from critjax.train.checkpoint import Checkpointer, check_workdir, load_role_params
 from critjax.train.metrics import MetricWriter
 from critjax.train.state import make_optimizer, new_state, state_shardings
 from critjax.train.update import RoleSpec, sequence_logprobs, update_step
 
 TIMING_KEYS = ("tokens_per_second", "step_seconds", "rollout_seconds", "update_seconds")
+WARMUP_DATA_SEED = 7919    # the warm-up's problems: a stream apart from the RL prompts
 
 
 class StepFailed(RuntimeError):
   pass
 
 
-def build(cfg: ExperimentConfig, workdir: Path):
-  """Everything before the loop; returns a namespace-like dict (used by experiments and tests)."""
-  if cfg.warmup.checkpoint and not Path(cfg.warmup.checkpoint).is_dir():
-    raise FileNotFoundError(f"config.warmup.checkpoint={cfg.warmup.checkpoint!r} is not a directory")
+def build(cfg: ExperimentConfig, workdir: Path, *, warmup: bool = True):
+  """Everything before the parameters; returns a dict (used by experiments and tests). Validates
+  roles, recipe args, vocabularies and phase hooks before any compute."""
+  roles = cfg.role_configs()
+  for name, r in roles.items():
+    if r.init == "hf" and not Path(r.init_from).is_dir():
+      field = "warmup.checkpoint" if not cfg.roles else f"roles.{name}.init_from"
+      raise FileNotFoundError(f"config.{field}={r.init_from!r} is not a directory")
+    if r.init == "checkpoint" and not (Path(r.init_from) / "checkpoints").is_dir():
+      raise FileNotFoundError(f"config.roles.{name}.init_from={r.init_from!r} holds no checkpoints/ folder")
   mesh = sh.make_mesh(cfg.mesh)
   task = make_task(cfg.task)
   tokenizer = tokenizer_setup.build_tokenizer(cfg, task, workdir)
-  tokenizer_setup.check_vocab(tokenizer, cfg.model)  # before any compute
+  for r in {id(r.model): r for r in roles.values()}.values():
+    tokenizer_setup.check_vocab(tokenizer, r.model)  # before any compute
   template = get_template(cfg.recipe_args.get("template", task.template))
-  recipe = RECIPES.get(cfg.recipe)(cfg, task, tokenizer, template, cfg.model)
-  return dict(mesh=mesh, task=task, tokenizer=tokenizer, recipe=recipe)
+  recipe = RECIPES.get(cfg.recipe)(cfg, task, tokenizer, template)
+  phases = run_phases(cfg, recipe, warmup=warmup)
+  return dict(mesh=mesh, task=task, tokenizer=tokenizer, recipe=recipe, phases=phases, roles=roles)
+
+
+def run_phases(cfg: ExperimentConfig, recipe, *, warmup: bool = True) -> list[Phase]:
+  """The supervised warm-up phase (when configured) and the recipe's RL phases. The first RL phase
+  starts by giving every trained role a fresh optimizer and every referenced role its reference =
+  its parameters at that point (the warm-up model)."""
+  roles = recipe.role_cfgs
+  trained = [n for n, r in roles.items() if r.trained and r.share is None]
+  out = [Phase("warmup", cfg.warmup.steps, kind="sft")] if (warmup and cfg.warmup.steps) else []
+  rl = [p for p in recipe.phases()] or [Phase("rl", 0)]
+  auto = tuple(ResetOptimizer(r) for r in trained if out) + tuple(ResetReference(r) for r in recipe.references())
+  rl[0] = dataclasses.replace(rl[0], on_start=auto + tuple(rl[0].on_start))
+  check_hooks(out + rl, roles)
+  return out + rl
 
 
 def _put_batch(batch: dict, mesh):
   return sh.shard_batch({k: np.asarray(v) for k, v in batch.items()}, mesh)
 
 
-def _split_minibatches(batch: dict, n: int, rng: np.random.Generator):
+def _split_minibatches(batch: dict, n: int, rng: np.random.Generator, unit: int = 1, role: str = "policy"):
+  """n mini-batches of whole units (a group, a pair: `unit` consecutive rows), in a random order."""
   rows = batch["tokens"].shape[0]
   if rows % n:
-    raise ValueError(f"{rows} rollout rows do not split into rl.num_minibatches={n}")
-  perm = rng.permutation(rows)
+    raise ValueError(f"{rows} rollout rows of role {role!r} do not split into rl.num_minibatches={n}")
+  unit = unit if (rows % unit == 0 and (rows // unit) % n == 0) else 1
+  perm = (rng.permutation(rows // unit)[:, None] * unit + np.arange(unit)).reshape(-1)
   return [{k: v[idx] for k, v in batch.items()} for idx in np.split(perm, n)]
 
 
+def _role_key(cfg: ExperimentConfig, name: str):
+  """Random init: the policy keeps the run's seed (as single-role runs always did); other roles fold their name in."""
+  key = jax.random.PRNGKey(cfg.seed)
+  return key if name == "policy" else jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+
+
+def init_roles(cfg: ExperimentConfig, mesh, roles: Optional[dict] = None) -> tuple[dict, dict]:
+  """Parameters of every role with its own (not shared), created directly in their shardings:
+  random (a jitted init with out_shardings), a Hugging Face import streamed onto its shards, an
+  earlier run's checkpoint, or a copy of another role. Returns (params, logical axes) by role."""
+  roles = cfg.role_configs() if roles is None else roles
+  params, axes = {}, {}
+  own = {n: r for n, r in roles.items() if r.share is None}
+  for name, r in sorted(own.items(), key=lambda kv: kv[1].init == "copy"):   # copies last
+    axes[name] = decoder.logical_axes(r.model)
+    shapes = jax.eval_shape(lambda: decoder.init_params(r.model, jax.random.PRNGKey(0))[0])
+    shardings = sh.tree_shardings(axes[name], shapes, mesh)
+    if r.init == "random":
+      init = jax.jit(lambda key: decoder.init_params(r.model, key)[0], out_shardings=shardings)
+      params[name] = init(_role_key(cfg, name))
+    elif r.init == "hf":
+      params[name] = _import_hf(r.model, r.init_from, shardings)
+    elif r.init == "checkpoint":
+      params[name] = load_role_params(r.init_from, r.init_role or name, shapes, shardings, field=f"config.roles.{name}")
+    else:  # copy
+      if roles[r.init_from].model != r.model:
+        raise ValueError(f"config.roles.{name}: init='copy' of role {r.init_from!r} needs the same model config")
+      params[name] = jax.tree.map(jnp.copy, params[r.init_from])
+  return params, axes
+
+
 def init_model(cfg: ExperimentConfig, mesh):
-  """Parameters created directly in their shardings: shapes from `jax.eval_shape`, then either a
-  jitted init with out_shardings or a Hugging Face import that streams each tensor onto its shard."""
-  axes = decoder.logical_axes(cfg.model)
-  shapes = jax.eval_shape(lambda: decoder.init_params(cfg.model, jax.random.PRNGKey(cfg.seed))[0])
-  shardings = sh.tree_shardings(axes, shapes, mesh)
-  if cfg.warmup.checkpoint:
-    from critjax.models import hf_io
-    params, loaded = hf_io.import_hf(cfg.warmup.checkpoint, shardings=shardings, **_runtime_overrides(cfg.model))
-    diffs = [f"model.{k}: {v!r} (config) != {getattr(loaded, k)!r} ({cfg.warmup.checkpoint})"
-             for k, v in cfg.model.to_dict().items() if _comparable(v) != _comparable(getattr(loaded, k))]
-    if diffs:
-      raise ValueError("the model config does not match the checkpoint:\n  " + "\n  ".join(diffs))
-    return params, axes
-  init = jax.jit(lambda key: decoder.init_params(cfg.model, key)[0], out_shardings=shardings)
-  return init(jax.random.PRNGKey(cfg.seed)), axes
+  """The policy's initial parameters and logical axes (single-role tools and tests)."""
+  params, axes = init_roles(cfg, mesh)
+  return params["policy"], axes["policy"]
+
+
+def _import_hf(model_cfg, path: str, shardings):
+  from critjax.models import hf_io
+  params, loaded = hf_io.import_hf(path, shardings=shardings, **_runtime_overrides(model_cfg))
+  diffs = [f"model.{k}: {v!r} (config) != {getattr(loaded, k)!r} ({path})"
+           for k, v in model_cfg.to_dict().items() if _comparable(v) != _comparable(getattr(loaded, k))]
+  if diffs:
+    raise ValueError("the model config does not match the checkpoint:\n  " + "\n  ".join(diffs))
+  return params
 
 
 def _comparable(v):
   return dict(v) if isinstance(v, tuple) and v and isinstance(v[0], tuple) else v
 
 
-def supervised_warmup(cfg: ExperimentConfig, recipe, params, axes, mesh, writer, seed: int):
-  """Fits the base model on correct worked solutions (cfg.warmup). Deterministic in `seed`."""
-  w = cfg.warmup
-  opt = make_optimizer(w.learning_rate, grad_clip=cfg.optim.grad_clip)
-  spec = RoleSpec(model=cfg.model, optimizer=opt, kind="nll")
-  state = new_state({"policy": params}, {"policy": opt}, {}, seed)
-  shardings = state_shardings(state, {"policy": axes}, mesh)
-  state = jax.device_put(state, shardings)
-  step_fn = jax.jit(functools.partial(update_step, specs={"policy": spec}), donate_argnums=0,
-                    out_shardings=(shardings, None))
-  bar = tqdm(range(w.steps), desc="warm-up (SFT)", unit="step", dynamic_ncols=True)
-  for i in bar:
-    problems = recipe.task.problems(seed + 7919, i * w.batch_size, w.batch_size)
-    batch = _put_batch(recipe.warmup_batch(problems), mesh)
-    state, m = step_fn(state, {"policy": batch})
-    if i % 10 == 0 or i == w.steps - 1:
-      m = {k: float(v) for k, v in m.items()}
-      writer.write(i, {"phase": 0, **m}, prefix="warmup/")
-      bar.set_postfix(nll=f"{m['nll']:.3f}")
-  return state.roles["policy"].params
-
-
 @dataclasses.dataclass
 class RunResult:
   eval: dict          # the last evaluation's metrics
-  params: Any         # the policy's final parameters
+  params: Any         # the policy's final parameters (None when the run has no policy role)
+  roles: dict = dataclasses.field(default_factory=dict)   # every trained role's final parameters
+
+
+class _Engine:
+  """The run's state machinery: optimizers, specs and jitted updates per phase, hooks."""
+
+  def __init__(self, cfg: ExperimentConfig, recipe, roles: dict, mesh):
+    self.cfg, self.recipe, self.roles, self.mesh = cfg, recipe, roles, mesh
+    self.trained = [n for n, r in roles.items() if r.trained and r.share is None]
+    self.frozen_roles = [n for n, r in roles.items() if not r.trained and r.share is None]
+    self.rl_opt = {n: _optimizer(roles[n].optim) for n in self.trained}
+    self.sft_opt = {n: make_optimizer(cfg.warmup.learning_rate, grad_clip=roles[n].optim.grad_clip)
+                    for n in self.trained}
+    self._updates: dict = {}
+    self._ref_logprobs = {n: jax.jit(functools.partial(sequence_logprobs, cfg=roles[n].model,
+                                                       temperature=self.temperature(n)))
+                          for n in self.trained}
+
+  def temperature(self, role: str) -> float:
+    t = self.roles[role].temperature
+    return (self.cfg.rollout.temperature if t is None else t) or 1.0   # the sampler's: ratios compare like with like
+
+  def initial_state(self, params: dict, axes: dict, phases: list[Phase]):
+    frozen = {n: params[n] for n in self.frozen_roles}
+    sources = {reference_name(r): r for r in self.recipe.references()}
+    sources.update({h.name: h.role for p in phases for h in p.on_start if isinstance(h, Snapshot)})
+    # Copies: the update donates the trained roles' buffers, which must not be shared.
+    frozen.update({k: jax.tree.map(jnp.copy, params[r]) for k, r in sources.items()})
+    first = self.sft_opt if phases and phases[0].kind == "sft" else self.rl_opt
+    state = new_state({n: params[n] for n in self.trained}, first, frozen, self.cfg.seed)
+    all_axes = {**axes, **{k: axes[r] for k, r in sources.items()}}
+    self.shardings = state_shardings(state, all_axes, self.mesh)
+    return jax.device_put(state, self.shardings)
+
+  def params_view(self, state) -> dict:
+    """role / snapshot -> parameters, as recipes receive them (shared roles resolve to their owner)."""
+    return {**{n: r.params for n, r in state.roles.items()}, **state.frozen}
+
+  def update(self, phase: Phase):
+    """The jitted update over all trained roles for a phase's kind (compiled once per kind)."""
+    if phase.kind not in self._updates:
+      if phase.kind == "sft":
+        specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.sft_opt[n], kind="nll") for n in self.trained}
+      else:
+        kinds = self.recipe.loss_kinds()
+        specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.rl_opt[n], kind=kinds.get(n, "policy"),
+                             loss=self.cfg.rl.loss, micro_batch_size=self.cfg.rl.micro_batch_size,
+                             temperature=self.temperature(n)) for n in self.trained}
+      self._updates[phase.kind] = jax.jit(functools.partial(update_step, specs=specs), donate_argnums=0,
+                                          out_shardings=(self.shardings, None))
+    return self._updates[phase.kind]
+
+  def ref_logprobs(self, state, role: str, tokens):
+    return np.asarray(self._ref_logprobs[role](state.frozen[reference_name(role)], jnp.asarray(tokens)))
+
+  def start_phase(self, state, phase: Phase):
+    """Apply the phase's hooks (only when a run crosses the phase's first step)."""
+    roles, frozen = dict(state.roles), dict(state.frozen)
+    opts = self.sft_opt if phase.kind == "sft" else self.rl_opt
+    for h in phase.on_start:
+      if isinstance(h, ResetReference):
+        frozen[reference_name(h.role)] = jax.tree.map(jnp.copy, roles[h.role].params)
+      elif isinstance(h, Snapshot):
+        frozen[h.name] = jax.tree.map(jnp.copy, self.params_view(state)[h.role])
+      elif isinstance(h, ResetOptimizer):
+        roles[h.role] = roles[h.role].replace(opt_state=opts[h.role].init(roles[h.role].params))
+    if phase.on_start:
+      logging.info("phase %s starts: %s", phase.name, ", ".join(type(h).__name__ + f"({h.role})" for h in phase.on_start))
+    return jax.device_put(state.replace(roles=roles, frozen=frozen), self.shardings)
+
+
+def _optimizer(o):
+  return make_optimizer(o.learning_rate, warmup_steps=o.warmup_steps, b1=o.b1, b2=o.b2,
+                        weight_decay=o.weight_decay, grad_clip=o.grad_clip)
 
 
 def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[int] = None,
@@ -118,109 +233,120 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   """Runs (or resumes) the experiment in `workdir`.
 
   `stop_after` ends this invocation after that many RL steps (tests use it to simulate an
-  interruption). `init_params` starts from given parameters instead of init + warm-up (ablation
-  sweeps share one warm-up across methods); they also become the reference."""
+  interruption). `init_params` starts the policy from given parameters instead of init + warm-up
+  (ablation sweeps share one warm-up across methods); they also become the reference."""
   workdir = Path(workdir)
   check_workdir(workdir, cfg.to_json(), write=False)   # another experiment's workdir: stop here
-  parts = build(cfg, workdir)                          # validates the rest (recipe args, vocab)
+  parts = build(cfg, workdir, warmup=init_params is None)   # validates the rest (roles, recipe args, vocab)
   check_workdir(workdir, cfg.to_json())
-  mesh, task, recipe = parts["mesh"], parts["task"], parts["recipe"]
+  mesh, task, recipe, phases, roles = (parts[k] for k in ("mesh", "task", "recipe", "phases", "roles"))
   writer = MetricWriter(workdir)
   ckpt = Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
   sh.log_mesh(mesh)
 
-  # Model: random init (or imported), warm-up only on a fresh run: a checkpoint already holds it.
-  if init_params is None:
-    params, axes = init_model(cfg, mesh)
-  else:  # a copy: the update donates the policy's buffers and the caller keeps its own
-    params, axes = jax.tree.map(jnp.copy, init_params), decoder.logical_axes(cfg.model)
-  fresh = ckpt.latest_step() is None
-  if fresh and cfg.warmup.steps and init_params is None:
-    params = supervised_warmup(cfg, recipe, params, axes, mesh, writer, cfg.seed)
-
-  # State: policy (+ frozen reference = the post-warm-up model), sharded by logical axes.
-  opt = make_optimizer(cfg.optim.learning_rate, warmup_steps=cfg.optim.warmup_steps, b1=cfg.optim.b1,
-                       b2=cfg.optim.b2, weight_decay=cfg.optim.weight_decay, grad_clip=cfg.optim.grad_clip)
-  # The reference is a copy: the update donates the policy's buffers, which must not be shared.
-  keep_reference = recipe.needs_reference() or recipe.samples_from_reference()
-  frozen = {"reference": jax.tree.map(jnp.copy, params)} if keep_reference else {}
-  state = new_state({"policy": params}, {"policy": opt}, frozen, cfg.seed)
-  shardings = state_shardings(state, {"policy": axes, "reference": axes}, mesh)
-  state = jax.device_put(state, shardings)
-  if not fresh:
-    state = ckpt.restore(state, shardings)
+  params, axes = init_roles(cfg, mesh, roles)
+  if init_params is not None:  # a copy: the update donates the policy's buffers and the caller keeps its own
+    params["policy"] = jax.tree.map(jnp.copy, init_params)
+  eng = _Engine(cfg, recipe, roles, mesh)
+  state = eng.initial_state(params, axes, phases)
+  del params
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(state, eng.shardings)
     logging.info("resumed from step %d", int(state.step))
-  elif cfg.warmup.steps:
-    ckpt.save(0, state, force=True)  # the warm-up is never redone
 
-  temperature = cfg.rollout.temperature or 1.0
-  spec = RoleSpec(model=cfg.model, optimizer=opt, kind=recipe.loss_kind, loss=cfg.rl.loss,
-                  micro_batches=_micro_batches(cfg), temperature=temperature)
-  update = jax.jit(functools.partial(update_step, specs={"policy": spec}), donate_argnums=0,
-                   out_shardings=(shardings, None))
-  ref_logprobs = jax.jit(functools.partial(sequence_logprobs, cfg=cfg.model, temperature=temperature))
-
+  starts = np.cumsum([0] + [p.steps for p in phases])
+  sft_steps = sum(p.steps for p in phases if p.kind == "sft")    # the warm-up comes first
+  rl_phases = [p for p in phases if p.kind == "rl"]
+  total = int(starts[-1])
   eval_problems = task.eval_problems(cfg.seed, cfg.train.eval_prompts)
-  phases = recipe.phases()
-  total = sum(p.steps for p in phases)
   start = int(state.step)
   last_eval: dict = {}
   skipped_in_a_row = 0
-  if start == 0:  # the "before" number every comparison needs
-    last_eval = _evaluate(recipe, state, eval_problems, writer, 0)
   bar = tqdm(total=total, initial=start, desc=cfg.name, unit="step", dynamic_ncols=True)
   for step in range(start, total):
-    recipe.set_phase(_phase_at(phases, step))
+    i = int(np.searchsorted(starts, step, side="right")) - 1
+    phase = phases[i]
+    if step == starts[i]:
+      state = eng.start_phase(state, phase)
+    recipe.set_phase(phase)
+    if phase.kind == "sft":
+      state = _warmup_step(cfg, recipe, eng, state, phase, step, mesh, writer, bar)
+      if step + 1 == starts[i + 1]:
+        ckpt.save(step + 1, state, force=True)    # the warm-up is never redone
+      bar.update(1)
+      continue
+    if step == sft_steps:  # the "before" number every comparison needs
+      last_eval = _evaluate(recipe, eng, state, eval_problems, writer, 0)
     t0 = time.perf_counter()
-    b = cfg.rollout.prompts_per_step
     stream = ProblemStream(task, cfg.seed, int(state.data_index))
-    problems = stream.take(b)
+    problems = stream.take(cfg.rollout.prompts_per_step)
     rng, key = jax.random.split(state.rng)
     try:
-      actor = state.frozen["reference"] if recipe.samples_from_reference() else state.roles["policy"].params
-      collected = recipe.collect(actor, problems, key, refill=stream.take)
+      collected = recipe.collect(eng.params_view(state), problems, key, refill=stream.take)
     except Exception as e:  # a raising reward function: skip this update, count it, keep going
       logging.error("step %d: rollout/reward failed (%s: %s); update skipped", step + 1, type(e).__name__, e)
       collected = None
     t_roll = time.perf_counter() - t0
-    metrics: dict = {"phase": phases.index(recipe.phase)}
+    metrics: dict = {"phase": rl_phases.index(phase)}
     if collected is None:
       metrics.update(skipped=1.0, reward_errors=1.0)
     else:
-      batch = collected.batch
-      if recipe.needs_reference():
-        batch["ref_logp"] = np.asarray(ref_logprobs(state.frozen["reference"], jnp.asarray(batch["tokens"])))
-      np_rng = np.random.default_rng([cfg.seed, step])
+      batches = collected.batches
+      for role in recipe.references():
+        if role in batches:
+          batches[role]["ref_logp"] = eng.ref_logprobs(state, role, batches[role]["tokens"])
+      np_rng = np.random.default_rng([cfg.seed, step - sft_steps])
+      update = eng.update(phase)
       for _ in range(cfg.rl.ppo_epochs):
-        for mb in _split_minibatches(batch, cfg.rl.num_minibatches, np_rng):
-          state, m = update(state, {"policy": _put_batch(mb, mesh)})
+        split = {r: _split_minibatches(b, cfg.rl.num_minibatches, np_rng, collected.group_rows, r)
+                 for r, b in batches.items()}
+        for j in range(cfg.rl.num_minibatches):
+          state, m = update(state, {r: _put_batch(mbs[j], mesh) for r, mbs in split.items()})
       metrics.update({k: float(v) for k, v in m.items()}, **collected.metrics, reward_errors=0.0)
     state = state.replace(step=state.step + 1, data_index=state.data_index + stream.taken, rng=rng)
     dt = time.perf_counter() - t0
     metrics.update(step_seconds=dt, rollout_seconds=t_roll, update_seconds=dt - t_roll,
                    tokens_per_second=metrics.get("generated_tokens", 0) / max(t_roll, 1e-9))
-    done = step + 1
+    done = step + 1 - sft_steps            # RL steps done: what metrics, evals and cadences count
     skipped_in_a_row = skipped_in_a_row + 1 if metrics.get("skipped", 0) > 0 else 0
-    if done % cfg.train.log_every == 0 or done == total or skipped_in_a_row:
+    if done % cfg.train.log_every == 0 or step + 1 == total or skipped_in_a_row:
       writer.write(done, metrics)
     if skipped_in_a_row > cfg.train.max_skipped_steps:
       ckpt.close()
       raise StepFailed(f"{skipped_in_a_row} consecutive steps skipped (non-finite loss or failing reward) "
                        f"at step {done}; last checkpoint kept at step {ckpt.latest_step()}")
-    if done % cfg.train.eval_every == 0 or done == total:
-      last_eval = _evaluate(recipe, state, eval_problems, writer, done)
-    if done % cfg.train.checkpoint_every == 0 or done == total:
-      ckpt.save(done, state)
+    if done % cfg.train.eval_every == 0 or step + 1 == total:
+      last_eval = _evaluate(recipe, eng, state, eval_problems, writer, done)
+    if done % cfg.train.checkpoint_every == 0 or step + 1 == total:
+      ckpt.save(step + 1, state)
     bar.update(1)
     bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.3f}",
                     acc=f"{last_eval.get('accuracy', last_eval.get('acc_t2', float('nan'))):.3f}")
-    if stop_after is not None and done - start >= stop_after:
+    if stop_after is not None and step + 1 - max(start, sft_steps) >= stop_after:
       break
+  if total == sft_steps and start <= total:   # no RL steps: the trained base is the result
+    last_eval = _evaluate(recipe, eng, state, eval_problems, writer, 0)
   bar.close()
   ckpt.close()
   writer.close()
   task.close()
-  return RunResult(eval=last_eval, params=state.roles["policy"].params)
+  trained = {n: r.params for n, r in state.roles.items()}
+  policy = eng.params_view(state).get("policy")
+  return RunResult(eval=last_eval, params=policy, roles=trained)
+
+
+def _warmup_step(cfg, recipe, eng: _Engine, state, phase: Phase, step: int, mesh, writer, bar):
+  """One supervised step of every role the recipe's warm-up batches fit. Deterministic in the seed."""
+  w = cfg.warmup
+  problems = recipe.task.problems(cfg.seed + WARMUP_DATA_SEED, step * w.batch_size, w.batch_size)
+  batches = {r: _put_batch(b, mesh) for r, b in recipe.warmup_batches(problems).items()}
+  state, m = eng.update(phase)(state, batches)
+  state = state.replace(step=state.step + 1)
+  if step % 10 == 0 or step == phase.steps - 1:
+    m = {k: float(v) for k, v in m.items()}
+    writer.write(step, {"phase": 0, **m}, prefix="warmup/")
+    bar.set_postfix({k: f"{v:.3f}" for k, v in m.items() if k.endswith("nll")})
+  return state
 
 
 class ProblemStream:
@@ -237,9 +363,9 @@ class ProblemStream:
     return problems
 
 
-def _evaluate(recipe, state, problems, writer, step: int) -> dict:
+def _evaluate(recipe, eng: _Engine, state, problems, writer, step: int) -> dict:
   try:
-    result = recipe.evaluate(state.roles["policy"].params, problems)
+    result = recipe.evaluate(eng.params_view(state), problems)
   except Exception as e:  # a failing scorer must not take the run (and its checkpoints) down
     logging.error("step %d: evaluation failed (%s: %s)", step, type(e).__name__, e)
     result = {"errors": 1.0}
@@ -251,19 +377,3 @@ def _runtime_overrides(model_cfg) -> dict:
   """Fields of the run's model config that are not in a checkpoint's config.json."""
   keys = ("attention_impl", "dtype", "param_dtype", "remat")
   return {k: getattr(model_cfg, k) for k in keys}
-
-
-def _phase_at(phases, step: int):
-  for p in phases:
-    if step < p.steps:
-      return p
-    step -= p.steps
-  return phases[-1]
-
-
-def _micro_batches(cfg: ExperimentConfig) -> int:
-  rows = cfg.rollout.prompts_per_step * cfg.rollout.group_size // cfg.rl.num_minibatches
-  mbs = cfg.rl.micro_batch_size or rows
-  if rows % mbs:
-    raise ValueError(f"rl.micro_batch_size={mbs} must divide the mini-batch of {rows} rows")
-  return rows // mbs

@@ -34,9 +34,13 @@ class TrainState:
 
 def make_optimizer(lr: float, *, warmup_steps: int = 0, b1: float = 0.9, b2: float = 0.99,
                    weight_decay: float = 0.0, grad_clip: float = 1.0) -> optax.GradientTransformation:
-  sched = optax.linear_schedule(0.0, lr, warmup_steps) if warmup_steps else lr
+  """AdamW (+ global-norm clipping) with its hyper-parameters in the optimizer state
+  (optax.inject_hyperparams): every phase's optimizer of a role has one state structure, so a phase
+  with another learning rate (the supervised warm-up) lives in the same checkpointed TrainState."""
+  # Always a schedule (constant when there is no warm-up), so the state structure never depends on it.
+  sched = optax.linear_schedule(0.0, lr, warmup_steps) if warmup_steps else optax.constant_schedule(lr)
   parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip else []
-  parts.append(optax.adamw(sched, b1=b1, b2=b2, weight_decay=weight_decay))
+  parts.append(optax.inject_hyperparams(optax.adamw)(learning_rate=sched, b1=b1, b2=b2, weight_decay=weight_decay))
   return optax.chain(*parts)
 
 

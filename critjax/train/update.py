@@ -18,37 +18,36 @@ import jax.numpy as jnp
 import optax
 
 from critjax.models.config import ModelConfig
-from critjax.rl.losses import LossConfig, nll_loss, policy_loss
+from critjax.rl.losses import LOSSES, LossConfig
 from critjax.train.logprobs import token_logprobs
 from critjax.train.state import RoleState, TrainState
 
 
 @dataclasses.dataclass(frozen=True)
 class RoleSpec:
-  """How one trainable role is updated: its model, loss ('policy' | 'nll') and micro-batching."""
+  """How one trainable role is updated: its model, loss (a name in critjax.rl.losses.LOSSES:
+  'policy', 'nll', ...) and micro-batching."""
   model: ModelConfig
   optimizer: Any                      # optax.GradientTransformation
   kind: str = "policy"
   loss: LossConfig = LossConfig()
   micro_batches: int = 1
+  micro_batch_size: int = 0           # rows per micro-batch; when > 0 it sets micro_batches from the batch
   temperature: float = 1.0            # the sampler's: ratios compare like with like
 
 
 def role_loss(params, mb: dict, spec: RoleSpec):
   """-> (loss_sum, denom, metrics as (sum, denom) pairs) for one micro-batch."""
   logp, entropy = token_logprobs(params, mb["tokens"], spec.model, spec.temperature)
-  if spec.kind == "nll":
-    total, denom, metrics = nll_loss(logp, mb["mask"])
-    metrics["entropy"] = (jax.lax.stop_gradient((entropy * mb["mask"]).sum()), mb["mask"].sum())
-    return total, denom, metrics
-  return policy_loss(logp, mb["old_logp"], mb["adv"], mb["mask"], spec.loss, ref_logp_bt=mb.get("ref_logp"),
-                     kl_coef_bt=mb.get("kl_coef"), entropy_bt=entropy)
+  return LOSSES.get(spec.kind)(logp, entropy, mb, spec.loss)
 
 
 def accumulate_grads(params, batch: dict, spec: RoleSpec):
   """Sum gradients of loss_sum over M micro-batches (lax.scan), divide once by the total denominator."""
   n = batch["tokens"].shape[0]
-  m = spec.micro_batches
+  if spec.micro_batch_size and n % spec.micro_batch_size:
+    raise ValueError(f"rl.micro_batch_size={spec.micro_batch_size} must divide the mini-batch of {n} rows")
+  m = n // spec.micro_batch_size if spec.micro_batch_size else spec.micro_batches
   if n % m:
     raise ValueError(f"batch of {n} rows does not split into {m} micro-batches")
   mbs = jax.tree.map(lambda x: x.reshape(m, n // m, *x.shape[1:]), batch)

@@ -1,45 +1,50 @@
 """What a recipe is: the pieces of one method that differ from the shared loop.
 
-A recipe builds episodes for a batch of problems (rollout protocol, rewards, advantages) and says
-how to evaluate. The loop (critjax/train/loop.py) owns everything else: model, sharding, reference
-log-probs, the jitted update, checkpoints and logging. `phases` lets a method run stages in order
-(SCoRe stage I then II) inside one run; each phase is a range of global steps with its own args.
+A recipe declares the roles it needs (`roles`: name -> 'trained' | 'any'), builds episodes for a
+batch of problems through an episode protocol (critjax.rl.protocols), turns them into one batch per
+role it trains (rewards, advantages, loss kind), and says how to evaluate. The loop
+(critjax/train/loop.py) owns everything else: every role's parameters, optimizer and shardings,
+reference log-probs, the one jitted update over all trained roles, phases and their hooks,
+checkpoints and logging. `phases` lets a method run stages in order (SCoRe, Critique-RL: stage I
+then II) inside one run; the loop puts the supervised warm-up phase in front.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import jax
 import numpy as np
 
 from critjax.data.tasks import Problem
 from critjax.registry import Registry
-from critjax.rl import episodes
+from critjax.rl import episodes, protocols
+from critjax.rl.phases import Phase, Snapshot  # noqa: F401  (Phase is part of the recipe API)
 from critjax.sampling.sampler import Sampler
 
 
 @dataclasses.dataclass
 class Collected:
-  batch: dict                 # per-token arrays for the policy update (see episodes.policy_batch)
+  batches: dict               # role -> per-token arrays for its update (see episodes.policy_batch)
   metrics: dict               # host-side scalars (reward_mean, accuracy, response_length, ...)
+  group_rows: int = 1         # consecutive rows that mini-batching keeps together (a group, a pair)
 
-
-@dataclasses.dataclass(frozen=True)
-class Phase:
-  name: str
-  steps: int
-  args: dict = dataclasses.field(default_factory=dict)
+  @property
+  def batch(self) -> dict:
+    """The policy's batch (single-role recipes)."""
+    return self.batches["policy"]
 
 
 class Recipe:
   """Base class; subclasses implement `collect` and `evaluate`."""
+  roles: dict = {"policy": "trained"}   # the roles the recipe needs: 'trained' | 'any'
   turns: int = 1              # generated turns per episode (sizes the sampler's capacity)
-  loss_kind: str = "policy"   # 'policy' (policy-gradient batch) | 'nll' (filtered SFT batch)
+  loss_kind: str = "policy"   # every trained role's loss, a name in critjax.rl.losses.LOSSES
 
-  def __init__(self, cfg, task, tokenizer, template, model_cfg):
+  def __init__(self, cfg, task, tokenizer, template):
     self.cfg, self.task, self.tokenizer, self.template = cfg, task, tokenizer, template
-    self.model_cfg = model_cfg
+    self.role_cfgs = cfg.role_configs()
+    self._check_roles()
     self.phase = Phase("rl", cfg.train.steps)
     self.chat = None
     stops: tuple = ()
@@ -53,9 +58,49 @@ class Recipe:
     eos = tokenizer.eos_id
     # Many HF tokenizers define no pad token; padding is always masked, so EOS serves.
     self.pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else eos
-    self.sampler = Sampler(model_cfg, cfg.sampling(eos, self.pad_id, extra_stop_ids=stops), cap)
-    self.greedy_sampler = Sampler(model_cfg, cfg.sampling(eos, self.pad_id, greedy=True, extra_stop_ids=stops), cap)
+    runtimes = {}
+    for name, r in self.role_cfgs.items():
+      mk = lambda greedy: Sampler(r.model, cfg.role_sampling(name, eos, self.pad_id, greedy=greedy,
+                                                             extra_stop_ids=stops), cap)
+      runtimes[name] = protocols.RoleRuntime(name, r.share or name, mk(False), mk(True))
+    self.engine = protocols.Engine(runtimes, tokenizer, self.encode_prompt, self.pad_id, cfg.rollout.max_prompt_len)
+    for p in self.phases():
+      for h in p.on_start:
+        if isinstance(h, Snapshot):
+          self.engine.alias(h.name, like=h.role)
     self.eval_rng = jax.random.PRNGKey(0)  # unused by greedy decoding; fixed for reproducibility
+
+  def _check_roles(self):
+    have = self.role_cfgs
+    for name, need in self.roles.items():
+      if name not in have:
+        raise ValueError(f"recipe {self.cfg.recipe!r} needs role {name!r} ({need}); config.roles has "
+                         f"{sorted(have)}")
+      if need == "trained" and not have[name].trained:
+        raise ValueError(f"recipe {self.cfg.recipe!r} trains role {name!r}, but config.roles.{name}.trained is False")
+
+  @property
+  def sampler(self) -> Sampler:
+    return self.engine.roles["policy"].sampler
+
+  @property
+  def greedy_sampler(self) -> Sampler:
+    return self.engine.roles["policy"].greedy_sampler
+
+  @property
+  def model_cfg(self):
+    return self.role_cfgs["policy"].model
+
+  def trained_roles(self) -> list[str]:
+    """Roles this recipe updates in RL (its batches' keys)."""
+    return [n for n, need in self.roles.items() if need == "trained"]
+
+  def references(self) -> list[str]:
+    """Trained roles whose RL batches are scored under a frozen reference (KL terms)."""
+    return self.trained_roles() if self.cfg.rl.loss.kl_coef > 0 else []
+
+  def loss_kinds(self) -> dict[str, str]:
+    return {r: self.loss_kind for r in self.trained_roles()}
 
   # --- configuration -----------------------------------------------------------------------------
   def check_args(self, args: dict):
@@ -75,14 +120,6 @@ class Recipe:
 
   def set_phase(self, phase: Phase):
     self.phase = phase
-
-  def needs_reference(self) -> bool:
-    """Keep a frozen copy of the starting model and score every batch under it (KL terms)."""
-    return self.cfg.rl.loss.kl_coef > 0
-
-  def samples_from_reference(self) -> bool:
-    """Roll out with the frozen starting model instead of the policy (offline-data baselines)."""
-    return False
 
   # --- rollouts ----------------------------------------------------------------------------------
   def prompt_texts(self, problems: Sequence[Problem]) -> list[str]:
@@ -107,22 +144,27 @@ class Recipe:
     last_generated = int(np.nonzero(toks.assistant_turn == 0)[0][-1])   # the turn's stop token
     return toks.ids[last_generated + 1:].tolist()
 
-  def start(self, params, problems: Sequence[Problem], num_samples: int, sampler: Optional[Sampler] = None):
-    """Prefill the prompts of `problems` (with `sampler`'s capacity; default the training sampler)."""
-    ids, lens = episodes.encode_prompts(self.encode_prompt, self.prompt_texts(problems), self.cfg.rollout.max_prompt_len,
-                                        [p.id for p in problems], pad_id=self.pad_id)
-    return (sampler or self.sampler).start(params, ids, lens, num_samples=num_samples)
+  def episode(self, turns: Sequence[protocols.Turn], params: dict, problems: Sequence[Problem], rng,
+              num_samples: int = 1, greedy: bool = False, engine: Optional[protocols.Engine] = None):
+    """Run a protocol from the first-turn prompts of `problems` (critjax.rl.protocols.run)."""
+    return protocols.run(engine or self.engine, turns, problems, self.prompt_texts(problems), params, rng,
+                         num_samples=num_samples, greedy=greedy)
 
-  def collect(self, params, problems: Sequence[Problem], rng,
+  def collect(self, params: dict, problems: Sequence[Problem], rng,
               refill: Optional[Callable[[int], list[Problem]]] = None) -> Collected:
-    """Episodes for `problems` -> the update's batch. `refill(n)`, when given, takes n more problems
-    from the run's stream (for methods that replace prompts they drop, e.g. DAPO dynamic sampling)."""
+    """Episodes for `problems` -> a batch per trained role. `params`: role (or snapshot) -> params.
+    `refill(n)`, when given, takes n more problems from the run's stream (for methods that replace
+    prompts they drop, e.g. DAPO dynamic sampling)."""
     raise NotImplementedError
 
-  def evaluate(self, params, problems: Sequence[Problem]) -> dict:
+  def evaluate(self, params: dict, problems: Sequence[Problem]) -> dict:
     raise NotImplementedError
 
   # --- supervised warm-up ------------------------------------------------------------------------
+  def warmup_batches(self, problems: Sequence[Problem]) -> dict:
+    """role -> supervised batch for the warm-up phase (every role the warm-up fits)."""
+    return {"policy": self.warmup_batch(problems)}
+
   def warmup_batch(self, problems: Sequence[Problem]) -> dict:
     """Prompt + correct worked solution: fits the base model to the task format."""
     missing = [p.id for p in problems if p.solution is None]

@@ -20,8 +20,9 @@ from typing import Optional
 import numpy as np
 
 from critjax.rl import episodes
+from critjax.rl.phases import Phase, Snapshot
 from critjax.rl.recipes.base import RECIPES, Collected
-from critjax.rl.recipes.score import MultiTurn
+from critjax.rl.recipes.multi_turn import MultiTurn
 from critjax.rl.score_rewards import validate_score_hparams
 
 DATA_SOURCES = ("online", "base")
@@ -43,15 +44,22 @@ class BaselineArgs:
 
 
 class FilteredSFT(MultiTurn):
-  """Shared by the SFT baselines: NLL loss, no KL, episodes from the policy or the frozen base."""
+  """Shared by the SFT baselines: NLL loss, no KL, episodes from the policy or from `base`, a frozen
+  snapshot of the policy taken when RL starts (the warm-up model)."""
   args_cls = BaselineArgs
   loss_kind = "nll"
 
-  def needs_reference(self) -> bool:
-    return False
+  def references(self) -> list[str]:
+    return []
 
-  def samples_from_reference(self) -> bool:
-    return self.args.data == "base"
+  def phases(self) -> list[Phase]:
+    hooks = (Snapshot("policy", "base"),) if self.args.data == "base" else ()
+    return [Phase("rl", self.cfg.train.steps, on_start=hooks)]
+
+  @property
+  def source(self) -> str:
+    """The role whose samples become SFT data."""
+    return "base" if self.args.data == "base" else "policy"
 
 
 def _nll_rows(rows: list[tuple[list[int], int]], n_rows: int, length: int, pad_id: int) -> dict:
@@ -69,25 +77,24 @@ def _nll_rows(rows: list[tuple[list[int], int]], n_rows: int, length: int, pad_i
 class STaR(FilteredSFT):
   def collect(self, params, problems, rng, refill=None) -> Collected:
     g = self.cfg.rollout.group_size
-    ro, correct, _ = self.attempts(self.sampler, params, problems, rng, g)
+    ro, correct, _ = self.attempts(params, problems, rng, g, role=self.source)
     keep = correct[:, -1] > 0
     last = self.turns - 1
     batch = episodes.policy_batch(ro, np.zeros((len(keep), self.turns), np.float32), row_valid_n=keep,
                                   trained_turns=[last])
     metrics = {"accuracy": float(correct[:, -1].mean()), "accuracy_t1": float(correct[:, 0].mean()),
                "kept_frac": float(keep.mean()), "generated_tokens": int(episodes.turn_lengths(ro, self.turns).sum())}
-    return Collected(batch={"tokens": batch["tokens"], "mask": batch["mask"]}, metrics=metrics)
+    return Collected(batches={"policy": {"tokens": batch["tokens"], "mask": batch["mask"]}}, metrics=metrics,
+                     group_rows=g)
 
 
 @RECIPES.register("pair_sft")
 class PairSFT(FilteredSFT):
   def collect(self, params, problems, rng, refill=None) -> Collected:
     g = self.cfg.rollout.group_size
-    ro = self.start(params, problems, g)
-    ro = self.sampler.decode(params, ro, rng, segment_id=0)
-    texts = episodes.turn_texts(self.tokenizer, ro, 0)
+    ro, first, _ = self.attempts(params, problems, rng, g, turns=1, role=self.source)
     rep = [p for p in problems for _ in range(g)]
-    correct = self.task.score(rep, texts).reshape(-1, g) > 0
+    correct = first[:, 0].reshape(-1, g) > 0
     tokens, segment, length = np.asarray(ro.tokens), np.asarray(ro.segment), np.asarray(ro.length)
     instr = self.instruction_ids()
     rows = []
@@ -103,4 +110,4 @@ class PairSFT(FilteredSFT):
                       self.pad_id)
     metrics = {"accuracy": float(correct.mean()), "pairs": len(rows),
                "generated_tokens": int(episodes.turn_lengths(ro, 1).sum())}
-    return Collected(batch=batch, metrics=metrics)
+    return Collected(batches={"policy": batch}, metrics=metrics)

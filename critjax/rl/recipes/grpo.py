@@ -13,8 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from critjax.rl import episodes, filters
+from critjax.rl.protocols import Turn
 from critjax.rl.advantages import ADVANTAGES
 from critjax.rl.recipes.base import RECIPES, Collected, Recipe
+
+
+SINGLE_TURN = (Turn("policy"),)   # the policy answers the prompt
 
 
 @RECIPES.register("grpo")
@@ -35,15 +39,14 @@ class GRPO(Recipe):
                "response_length": float(cat("lengths").mean()), "truncated_frac": float(cat("truncated").mean()),
                "kept_frac": float(batch["mask"].any(1).mean()), "gen_batches": len(gens),
                "generated_tokens": int(cat("lengths").sum())}
-    return Collected(batch=batch, metrics=metrics)
+    return Collected(batches={"policy": batch}, metrics=metrics, group_rows=g)
 
   def _generate(self, params, problems, rng) -> dict:
     """One generation batch: G samples per problem, rewards, DAPO's filters, group advantages, and
     the policy batch with filtered rows masked. keep: (B,) groups that pass dynamic sampling."""
     cfg, g = self.cfg, self.cfg.rollout.group_size
-    ro = self.start(params, problems, num_samples=g)
-    ro = self.sampler.decode(params, ro, rng, segment_id=0)
-    texts = episodes.turn_texts(self.tokenizer, ro, 0)
+    ep = self.episode(SINGLE_TURN, params, problems, rng, num_samples=g)
+    ro, texts = ep.rollout, ep.texts(0)
     rep = [p for p in problems for _ in range(g)]
     rewards = self.task.score(rep, texts)                           # (N,) in {0, 1}
     correct = rewards.reshape(-1, g) > 0
@@ -65,9 +68,7 @@ class GRPO(Recipe):
             "truncated": truncated}
 
   def evaluate(self, params, problems) -> dict:
-    ro = self.start(params, problems, num_samples=1)
-    ro = self.greedy_sampler.decode(params, ro, self.eval_rng, segment_id=0)
-    texts = episodes.turn_texts(self.tokenizer, ro, 0)
+    texts = self.episode(SINGLE_TURN, params, problems, self.eval_rng, greedy=True).texts(0)
     return {"accuracy": float(self.task.score(problems, texts).mean())}
 
 
