@@ -104,7 +104,7 @@ def test_raising_reward_skips_updates_counts_them_and_keeps_checkpoints(tmp_path
     train(more, tmp_path)
   rows = [r for r in read_metrics(tmp_path) if r.get("reward_errors") == 1.0]
   assert len(rows) == 3 and all(r["skipped"] == 1.0 for r in rows)
-  assert (tmp_path / "checkpoints" / "2").exists()
+  assert (tmp_path / "checkpoints" / str(3 + 2)).exists()    # warm-up (3 steps) + 2 RL steps
 
 
 @pytest.mark.parametrize("data", ["online", "base"])
@@ -116,10 +116,10 @@ def test_sft_baselines_sample_from_the_policy_or_the_frozen_base(tmp_path, monke
   seen, collect = [], STaR.collect
 
   def spy(self, params, problems, rng, refill=None):
-    seen.append(jax.tree.map(np.array, params))
+    seen.append(jax.tree.map(np.array, params[self.source]))    # the role the episodes come from
     out = collect(self, params, problems, rng)
     # Loss on every token, so that the policy surely moves even when no episode was kept.
-    return Collected(batch={"tokens": out.batch["tokens"], "mask": np.ones_like(out.batch["mask"])},
+    return Collected(batches={"policy": {"tokens": out.batch["tokens"], "mask": np.ones_like(out.batch["mask"])}},
                      metrics=out.metrics)
 
   monkeypatch.setattr(STaR, "collect", spy)

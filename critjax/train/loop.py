@@ -284,7 +284,8 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     try:
       collected = recipe.collect(eng.params_view(state), problems, key, refill=stream.take)
     except Exception as e:  # a raising reward function: skip this update, count it, keep going
-      logging.error("step %d: rollout/reward failed (%s: %s); update skipped", step + 1, type(e).__name__, e)
+      logging.error("step %d: rollout/reward failed (%s: %s); update skipped", step + 1 - sft_steps,
+                    type(e).__name__, e)
       collected = None
     t_roll = time.perf_counter() - t0
     metrics: dict = {"phase": rl_phases.index(phase)}
