@@ -17,6 +17,13 @@ def qwen25_15b_model():
               qkv_bias=True, dtype="bfloat16", param_dtype="float32", remat=True)
 
 
+def qwen25_7b_model():
+  # Qwen2.5-7B-Instruct config.json
+  return dict(vocab_size=152_064, d_model=3584, n_layers=28, n_heads=28, n_kv_heads=4, head_dim=128,
+              d_ff=18_944, activation="silu", norm_eps=1e-6, rope_theta=1_000_000.0, tie_embeddings=False,
+              qkv_bias=True, dtype="bfloat16", param_dtype="float32", remat=True)
+
+
 def gemma2_2b_model():
   # Gemma-2-2B-it config.json
   return dict(vocab_size=256_000, d_model=2304, n_layers=26, n_heads=8, n_kv_heads=4, head_dim=256,
@@ -39,7 +46,8 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
       advantage="grpo", ppo_epochs=1, num_minibatches=1, micro_batch_size=0,
       dynamic_sampling=False, max_gen_batches=1, overlong_filter=False, soft_overlong_cache=0,
       loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=None, kl_estimator="k3",
-                kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=None, entropy_coef=0.0)))
+                kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=None, entropy_coef=0.0,
+                kl_placement="loss")))
   if arg == "tiny":
     c.model = ml_collections.ConfigDict(tiny_model())
     c.task = ml_collections.ConfigDict(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False,

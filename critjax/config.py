@@ -173,11 +173,6 @@ class RoleConfig:
       raise ValueError(f"mesh={self.mesh!r}; only 'shared' (the run's one mesh) is supported")
     if not self.trained and self.optim is not None:
       raise ValueError("optim is set but trained=False: a frozen role takes no optimizer fields")
-    if self.share is not None:
-      own = [f for f in ("model", "init_from", "init_role", "optim") if getattr(self, f) is not None]
-      if own or self.init != "random":
-        raise ValueError(f"share={self.share!r} uses that role's parameters; it cannot also set "
-                         f"{own or ['init']}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +199,10 @@ class ExperimentConfig:
     out = {}
     for name, r in roles.items():
       if r.share is not None:
+        own = [f for f in ("model", "init_from", "init_role", "optim") if getattr(r, f) is not None]
+        if own or r.init != "random":
+          raise ValueError(f"config.roles.{name}.share={r.share!r} uses that role's parameters; it cannot "
+                           f"also set {own or ['init']}")
         if r.share not in roles or roles[r.share].share is not None:
           raise ValueError(f"config.roles.{name}.share={r.share!r} must name a role with its own "
                            f"parameters; roles: {sorted(roles)}")

@@ -60,6 +60,15 @@ class Task:
     """A wrong worked solution from a systematic misconception (the same error every time), if any."""
     return None
 
+  def oracle_critique(self, problem: Problem, completion: str) -> Optional[str]:
+    """A step-level critique of `completion` built from the gold working (critic warm-up), if the
+    task can make one."""
+    return None
+
+  def first_wrong_step(self, problem: Problem, completion: str) -> Optional[int]:
+    """Index of the completion's first wrong step (-1: none), ProcessBench's label; None if unknown."""
+    return None
+
   def close(self):
     pass
 
@@ -105,6 +114,14 @@ class Arithmetic(Task):
   def misconceived_solution(self, problem):
     a, b = map(int, problem.problem.split("+"))
     return self.gen.carryless_solution(a, b)
+
+  def oracle_critique(self, problem, completion):
+    a, b = map(int, problem.problem.split("+"))
+    return None if self.gen.answer_first else self.gen.critique(a, b, completion)
+
+  def first_wrong_step(self, problem, completion):
+    a, b = map(int, problem.problem.split("+"))
+    return None if self.gen.answer_first else self.gen.first_wrong_step(a, b, completion)
 
 
 def make_task(cfg) -> Task:

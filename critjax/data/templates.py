@@ -173,6 +173,67 @@ SELF_REFINE_TOY = _register(SelfRefineTemplate(
 ))
 
 
+@dataclasses.dataclass(frozen=True)
+class CritiqueTemplate:
+  """Two-role critique episode (Critique-RL, arXiv 2510.24320, Fig. 2): the actor answers the first
+  prompt; `critique_instruction` follows its answer and the critic writes a step-level critique
+  ending in a verdict; `refine_instruction` follows the critique and the actor writes a refinement.
+  `vocabulary`: words the critic's format uses (a tokenizer trained on the task sees them)."""
+  name: str
+  first_turn: str
+  critique_instruction: str
+  refine_instruction: str
+  vocabulary: str = ""
+
+  def __post_init__(self):
+    if not self.name:
+      raise ValueError("template name must be non-empty")
+    _check(self.name, "first_turn", self.first_turn, needs_problem=True)
+    for field in ("critique_instruction", "refine_instruction"):
+      text = getattr(self, field)
+      _check(self.name, field, text, needs_problem=False)
+      if not text.strip():
+        raise ValueError(f"template {self.name!r}: {field} is empty")
+
+  def first_prompt(self, problem: str) -> str:
+    return self.first_turn.format(problem=problem)
+
+  def critique_prompt(self) -> str:
+    return self.critique_instruction.format()
+
+  def refine_prompt(self) -> str:
+    return self.refine_instruction.format()
+
+
+# Toy critique format (ArithmeticTask.critique): the critic re-works every column and judges the
+# attempt's column against it, then the final answer: " 8+7=15 c1 Correct ; 5+6+1=12 c1 Wrong ; ...
+# ; Final Wrong". Terse, like the toy template, for the tiny model's short context.
+CRITIQUE_TOY = _register(CritiqueTemplate(
+    name="critique_toy",
+    first_turn=TOY.first_turn,
+    critique_instruction="\nCritique:",
+    refine_instruction="\nRefine:",
+    vocabulary=" 8+7=15 c1 Correct ; 5+6+1=12 c1 Wrong ; Final Correct ; Final Wrong",
+))
+
+# Real models (our paraphrase of Critique-RL's prompt outline, ALGORITHMS.md §4): a step-by-step
+# check with a correctness line per step and for the final answer; the refinement follows the critique.
+CRITIQUE_MATH = _register(CritiqueTemplate(
+    name="critique_math",
+    first_turn=MATH.first_turn,
+    critique_instruction=(
+        "\n\nCheck the solution above step by step. For each step, repeat it, explain whether it is "
+        "right, and end with the line \"Correctness of the step: Correct\" or \"Correctness of the step: "
+        "Wrong\". Finally write \"Correctness of the final answer: Correct\" or \"Correctness of the "
+        "final answer: Wrong\".\n\nCritique:\n"),
+    refine_instruction=(
+        "\n\nA step-by-step critique of your solution is above. Strictly follow it: keep what it "
+        "confirms, fix what it finds wrong, and give a new step-by-step solution ending with the line "
+        "\"Final Answer: The final answer is $ANSWER$. I hope it is correct.\"\n\nLet's break it down "
+        "step by step, strictly following the critique:\n"),
+))
+
+
 def get_template(name: str):
   """The template registered under `name` (KeyError listing the known names otherwise)."""
   return TEMPLATES.get(name)

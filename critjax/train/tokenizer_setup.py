@@ -22,7 +22,7 @@ def build_tokenizer(cfg, task, workdir: Path):
       for name in [n for n in TEMPLATES.names() if n == task.template or n.endswith("_" + task.template)]:
         tpl = TEMPLATES.get(name)
         extra += [getattr(tpl, f) for f in ("correction_instruction", "critique_instruction",
-                                           "refine_instruction") if hasattr(tpl, f)]
+                                           "refine_instruction", "vocabulary") if getattr(tpl, f, "")]
       train_sentencepiece(task.corpus(cfg.seed + 104_729, t.corpus_size) + extra * 50, t.vocab_size, path)
     return SentencePieceTokenizer(path)
   if t.kind == "spm":
