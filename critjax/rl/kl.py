@@ -58,12 +58,13 @@ def kl_in_reward_advantages(adv_bt, old_logp_bt, ref_logp_bt, mask_bt, beta, est
   """Advantages with the KL folded into the per-token reward (PPO-RLHF; OpenRLHF, as Critique-RL).
 
   OpenRLHF (`compute_reward` + `get_cumulative_returns`, gamma = 1) gives token t the reward
-  r_t = -beta * KL_t, plus the (baselined) task reward on the last token, and uses the return
-  from t as the advantage:  A_t = A - beta * sum_{s >= t, m_s = 1} KL_s,  KL_s estimated at the
+  r_t = -beta_t * KL_t, plus the (baselined) task reward on the last token, and uses the return
+  from t as the advantage:  A_t = A - sum_{s >= t, m_s = 1} beta_s KL_s,  KL_s estimated at the
   behaviour policy's sampled tokens (k1 = log pi_old - log pi_ref by default). The KL term is a
-  constant of the update (no gradient flows through it). Masked tokens get 0.
+  constant of the update (no gradient flows through it). `beta`: a scalar or per token (B, T).
+  Masked tokens get 0.
   """
   mask = mask_bt.astype(jnp.float32)
-  kl = jnp.where(mask > 0, KL_ESTIMATORS.get(estimator)(old_logp_bt, ref_logp_bt), 0.0)
-  to_go = jnp.flip(jnp.cumsum(jnp.flip(kl, axis=1), axis=1), axis=1)     # sum_{s >= t} KL_s
-  return jnp.where(mask > 0, adv_bt - beta * to_go, 0.0)
+  penalty = jnp.where(mask > 0, beta * KL_ESTIMATORS.get(estimator)(old_logp_bt, ref_logp_bt), 0.0)
+  to_go = jnp.flip(jnp.cumsum(jnp.flip(penalty, axis=1), axis=1), axis=1)     # sum_{s >= t} beta_s KL_s
+  return jnp.where(mask > 0, adv_bt - to_go, 0.0)

@@ -100,7 +100,7 @@ def load_role_params(workdir, role: str, shapes, shardings, *, field: str = "con
   """One role's parameters from an earlier run's latest checkpoint (a trained role's `params`, or
   a frozen role's entry), placed with `shardings`. `shapes` is the role's parameter tree of
   ShapeDtypeStructs here; a checkpoint whose role differs in any shape is refused, naming the leaf."""
-  manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints")
+  manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", item_handlers=ocp.StandardCheckpointHandler())
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"{field}.init_from={str(workdir)!r}: no checkpoint in {workdir}/checkpoints")
@@ -121,16 +121,13 @@ def load_role_params(workdir, role: str, shapes, shardings, *, field: str = "con
     if saved_paths.get(key) != tuple(s.shape):
       raise ValueError(f"{field}.init_from={str(workdir)!r}: role {role!r} parameter {key} has shape "
                        f"{saved_paths.get(key, 'missing')} there, {tuple(s.shape)} in this model config")
-  # Restore just that subtree: every other leaf of the saved state is skipped (placeholder).
-  target = jax.tree.map(lambda _: ocp.PLACEHOLDER, tree)
-  target = _set_in(target, where, jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                                                shapes, shardings))
-  restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+  # Restore just that subtree (partial restore): the rest of the saved state is never read.
+  item = functools.reduce(lambda sub, k: {k: sub}, reversed(where), shapes)
+  args = jax.tree.map(lambda s, sh: ocp.ArrayRestoreArgs(sharding=sh, global_shape=s.shape, dtype=s.dtype),
+                      shapes, shardings)
+  restore_args = functools.reduce(lambda sub, k: {k: sub}, reversed(where), args)
   manager.close()
+  reader = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", item_handlers=ocp.PyTreeCheckpointHandler())
+  restored = reader.restore(step, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True))
+  reader.close()
   return functools.reduce(lambda t, k: t[k], where, restored)
-
-
-def _set_in(tree: dict, path: tuple, value):
-  out = dict(tree)
-  out[path[0]] = value if len(path) == 1 else _set_in(tree[path[0]], path[1:], value)
-  return out

@@ -78,6 +78,14 @@ class Recipe:
                          f"{sorted(have)}")
       if need == "trained" and not have[name].trained:
         raise ValueError(f"recipe {self.cfg.recipe!r} trains role {name!r}, but config.roles.{name}.trained is False")
+    # Protocols hand token ids from one role's turn to the next role's cache: one vocabulary for all.
+    vocab = {name: have[name].model.vocab_size for name in self.roles}
+    if len(set(vocab.values())) > 1:
+      (a, va), (b, vb) = [(n, v) for n, v in vocab.items() if v != next(iter(vocab.values()))][:1] + \
+          [next(iter(vocab.items()))]
+      raise ValueError(f"roles {b!r} (config.roles.{b}.model.vocab_size={vb}) and {a!r} ({va}) have different "
+                       f"vocabularies; the recipe's protocol hands tokens between them. Give them one tokenizer's "
+                       f"models (re-tokenizing through text is not supported)")
 
   @property
   def sampler(self) -> Sampler:

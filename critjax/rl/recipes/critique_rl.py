@@ -208,7 +208,9 @@ def _rows_batch(rows: list, cap: int, pad_id: int, n: Optional[int] = None) -> d
   mask = np.zeros((len(rows), length), np.float32)
   for i, (ids, spans) in enumerate(rows):
     if len(ids) > cap:
-      raise ValueError(f"warm-up episode of {len(ids)} tokens exceeds the sampler capacity {cap}")
+      raise ValueError(f"a warm-up episode of {len(ids)} tokens exceeds the episode capacity {cap} "
+                       "(rollout.max_prompt_len + 2 x the actor's max_new_tokens + the critic's + instructions): "
+                       "raise rollout.max_new_tokens or roles.critic.max_new_tokens")
     tokens[i, :len(ids)] = ids
     for a, b in spans:
       mask[i, a:b] = 1.0

@@ -1,0 +1,181 @@
+"""The two-role engine end to end on shrunk Critique-RL configs: two trained roles resume exactly
+across the Stage I -> II boundary; a role starts from an earlier run's checkpoint; self-critique is a
+config; bad role configs stop before any compute, naming the field."""
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import critique_rl
+from critjax.config import from_configdict
+from critjax.rl import episodes
+from critjax.rl.recipes.base import RECIPES, Collected
+from critjax.rl.recipes.critique_rl import ATTEMPT, CritiqueRL
+from critjax.train import loop
+from critjax.train.metrics import read_metrics
+
+TIMING = set(loop.TIMING_KEYS)
+SMALL = dict(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
+
+
+@RECIPES.register("critique_rl_both_roles_test")
+class BothRoles(CritiqueRL):
+  """Critique-RL that also trains the actor (REINFORCE on its attempt's correctness, centred): a
+  test recipe whose RL step updates two roles in the one jitted update."""
+  roles = {"actor": "trained", "critic": "trained"}
+
+  def trained_roles(self):
+    return ["actor", "critic"]
+
+  def references(self):
+    return ["actor", "critic"]
+
+  def collect(self, params, problems, rng, refill=None):
+    out = super().collect(params, problems, rng, refill)
+    k = self.cfg.rollout.group_size
+    ro = self._last_episode.rollout
+    correct = self.task.score(self._last_episode.problems, self._last_episode.texts(ATTEMPT))
+    adv = np.zeros((len(correct), len(self._last_episode.turn_roles)), np.float32)
+    adv[:, ATTEMPT] = correct - correct.mean()
+    rows = np.zeros(len(correct), bool)
+    rows[::k] = True                      # one row per attempt (the K forks repeat it)
+    out.batches["actor"] = episodes.policy_batch(ro, adv, row_valid_n=rows, trained_turns=[ATTEMPT])
+    return out
+
+  def episode(self, *args, **kw):
+    self._last_episode = super().episode(*args, **kw)
+    return self._last_episode
+
+
+def tiny(**over):
+  c = critique_rl.get_config("tiny")
+  c.model.update(**SMALL)
+  c.warmup.update(steps=3, batch_size=8)
+  c.rollout.update(prompts_per_step=2, group_size=2, max_new_tokens=32)
+  c.roles.critic.max_new_tokens = 40
+  c.task.update(min_digits=1, max_digits=2)
+  c.tokenizer.corpus_size = 2000
+  c.train.update(steps=4, eval_every=2, eval_prompts=4, checkpoint_every=2)
+  c.recipe_args.stage1_fraction = 0.5
+  for k, v in over.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return from_configdict(c)
+
+
+def strip(rows):
+  return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_two_trained_roles_resume_exactly_across_the_stage_boundary(tmp_path):
+  cfg = tiny(recipe="critique_rl_both_roles_test")
+  a = loop.train(cfg, tmp_path / "a")
+  loop.train(cfg, tmp_path / "b", stop_after=2)          # "killed" at the Stage I -> II boundary
+  loop.train(cfg, tmp_path / "b")
+  rl = lambda rows: [r for r in strip(rows) if not any(k.startswith("warmup/") for k in r)]
+  ra, rb = rl(read_metrics(tmp_path / "a")), rl(read_metrics(tmp_path / "b"))
+  after = lambda rows: [r for r in rows if r["step"] > 2]
+  assert len(after(ra)) == len(after(rb)) >= 2
+  for x, y in zip(after(ra), after(rb)):
+    assert x.keys() == y.keys()
+    for k in x:
+      np.testing.assert_allclose(x[k], y[k], rtol=1e-6, err_msg=f"step {x['step']} {k}")
+  trained = [r for r in ra if "actor/loss" in r]
+  assert trained and all("critic/loss" in r for r in trained)          # both roles updated every step
+  assert [r["stage"] for r in ra if "stage" in r] == [1, 1, 2, 2]
+  assert set(a.roles) == {"actor", "critic"}
+  evals = [r for r in ra if "eval/verdict_acc" in r]
+  assert [r["step"] for r in evals] == [0, 2, 4]
+  for key in ("verdict_acc", "f1_wrong", "processbench_f1", "helpfulness", "acc_after", "delta",
+              "delta_i2c", "delta_c2i"):
+    assert f"eval/{key}" in evals[-1]
+
+
+def test_stage_two_resets_the_critic_reference(tmp_path):
+  """Stage II's KL reference is the Stage-I critic: after the run, the saved reference differs from
+  the SFT critic (the warm-up end) and equals the critic at the Stage I -> II boundary."""
+  from critjax.train.checkpoint import load_role_params
+  cfg = tiny(**{"train.checkpoint_every": 1, "train.keep_checkpoints": 10})
+  loop.train(cfg, tmp_path)
+  from critjax.models import decoder
+  shapes = jax.eval_shape(lambda: decoder.init_params(cfg.role_configs()["critic"].model, jax.random.PRNGKey(0))[0])
+  sh = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), shapes)
+  w = cfg.warmup.steps
+  load = lambda role, step: load_role_params(tmp_path, role, shapes, sh, step=step)
+  ref_end, sft, boundary = load("critic_reference", w + 4), load("critic", w), load("critic", w + 2)
+  same = lambda x, y: all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+  assert same(ref_end, boundary) and not same(ref_end, sft)
+  assert same(load("critic_reference", w + 1), sft)
+
+
+def test_role_starts_from_an_earlier_runs_checkpoint(tmp_path):
+  base = loop.train(tiny(**{"train.steps": 0}), tmp_path / "base")
+  roles = ml_collections.ConfigDict(dict(
+      actor=dict(init="checkpoint", init_from=str(tmp_path / "base")),
+      critic=dict(init="checkpoint", init_from=str(tmp_path / "base"), temperature=0.7, max_new_tokens=40)))
+  cfg = tiny(**{"roles": roles, "warmup.steps": 0, "train.steps": 0, "tokenizer.kind": "spm",
+                "tokenizer.path": str(tmp_path / "base" / "tokenizer.model")})
+  again = loop.train(cfg, tmp_path / "again")
+  for role in ("actor", "critic"):
+    for x, y in zip(jax.tree.leaves(base.roles[role]), jax.tree.leaves(again.roles[role])):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  assert again.eval == base.eval
+
+
+def test_self_critique_is_a_config(tmp_path):
+  c = critique_rl.get_config("tiny_self")
+  c.model.update(**SMALL)
+  c.warmup.update(steps=2, batch_size=8)
+  c.task.update(min_digits=1, max_digits=2)
+  c.rollout.update(prompts_per_step=2, group_size=2, max_new_tokens=32)
+  c.roles.critic.max_new_tokens = 40
+  c.tokenizer.corpus_size = 2000
+  c.train.update(steps=2, eval_every=2, eval_prompts=4, checkpoint_every=2)
+  result = loop.train(from_configdict(c), tmp_path)
+  assert set(result.roles) == {"actor"}                  # one model writes every turn
+  rows = [r for r in read_metrics(tmp_path) if "actor/loss" in r]
+  assert len(rows) == 2 and "eval/verdict_acc" in read_metrics(tmp_path)[-1]
+
+
+def test_missing_verdict_scores_minus_one_and_is_counted(tmp_path, monkeypatch):
+  """Every critique without a verdict: reward -1 in both stages, counted, never a crash."""
+  cfg = tiny()
+  parts = loop.build(cfg, tmp_path)
+  recipe = parts["recipe"]
+  params = loop.init_roles(cfg, parts["mesh"])[0]
+  from critjax.rl.verdicts import Verdict
+  monkeypatch.setattr(recipe, "parse", lambda text: Verdict(final=None))
+  for phase in recipe.phases():               # stage1, stage2
+    recipe.set_phase(phase)
+    out = recipe.collect(params, recipe.task.problems(0, 0, 2), jax.random.PRNGKey(0))
+    assert isinstance(out, Collected) and set(out.batches) == {"critic"}
+    assert out.metrics["reward_mean"] == -1.0, phase.name
+    assert out.metrics["verdict_missing"] == 1.0 and out.metrics["verdict_acc"] == 0.0
+    assert np.all(out.batches["critic"]["adv"] == 0.0)      # RLOO of equal rewards: no signal
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"roles": ml_collections.ConfigDict(dict(policy=dict()))}, r"needs role 'actor'"),
+    ({"roles.actor": ml_collections.ConfigDict(dict(trained=False, optim=dict(learning_rate=1e-3)))},
+     r"config.roles.actor: optim is set but trained=False"),
+    ({"roles.critic.share": "judge"}, r"config.roles.critic.share='judge'"),
+    ({"roles.actor": ml_collections.ConfigDict(dict(init="copy", init_from="judge"))},
+     r"config.roles.actor.init_from='judge'"),
+    ({"roles.critic.model": ml_collections.ConfigDict(dict(critique_rl.common.tiny_model(), vocab_size=96))},
+     r"'critic' \(96\) have different vocabularies"),
+    ({"roles.critic.trained": False}, r"trains role 'critic', but config.roles.critic.trained is False"),
+])
+def test_bad_role_configs_stop_before_any_compute(tmp_path, over, match):
+  with pytest.raises(ValueError, match=match):
+    loop.train(tiny(**over), tmp_path)
+  assert not (tmp_path / "config.json").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_hook_on_a_missing_role_is_named():
+  from critjax.rl.phases import Phase, ResetReference, check_hooks
+  roles = tiny().role_configs()
+  with pytest.raises(ValueError, match=r"phase 'stage2': ResetReference names role 'judge'"):
+    check_hooks([Phase("stage2", 1, on_start=(ResetReference("judge"),))], roles)
