@@ -325,8 +325,12 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
                     acc=f"{last_eval.get('accuracy', last_eval.get('acc_t2', float('nan'))):.3f}")
     if stop_after is not None and step + 1 - max(start, sft_steps) >= stop_after:
       break
-  if total == sft_steps and start <= total:   # no RL steps: the trained base is the result
-    last_eval = _evaluate(recipe, eng, state, eval_problems, writer, 0)
+  if not last_eval:
+    # Nothing evaluated in this invocation: a run with no RL steps (a warm-up-only base) evaluates
+    # its model; a run already finished returns its last logged evaluation (no new rows).
+    last_eval = _last_logged_eval(workdir) if start >= total else {}
+    if not last_eval:
+      last_eval = _evaluate(recipe, eng, state, eval_problems, writer, max(total - sft_steps, 0))
   bar.close()
   ckpt.close()
   writer.close()
@@ -372,6 +376,13 @@ def _evaluate(recipe, eng: _Engine, state, problems, writer, step: int) -> dict:
     result = {"errors": 1.0}
   writer.write(step, result, prefix="eval/")
   return result
+
+
+def _last_logged_eval(workdir: Path) -> dict:
+  from critjax.train.metrics import read_metrics
+  path = Path(workdir) / "metrics.jsonl"
+  rows = [r for r in read_metrics(workdir) if any(k.startswith("eval/") for k in r)] if path.exists() else []
+  return {k[len("eval/"):]: v for k, v in rows[-1].items() if k.startswith("eval/")} if rows else {}
 
 
 def _runtime_overrides(model_cfg) -> dict:
