@@ -36,6 +36,28 @@ def test_real_model_shapes_match_published_sizes(variant):
   assert abs(n - PARAMS[variant]) / PARAMS[variant] < 0.02
 
 
+@pytest.mark.parametrize("variant", ["tiny", "tiny_self", "qwen2.5-7b"])
+def test_critique_rl_configs_build_and_validate(variant):
+  cfg = from_configdict(load_config(f"configs/critique_rl.py:{variant}"))
+  roles = cfg.role_configs()
+  assert cfg.recipe == "critique_rl" and set(roles) == {"actor", "critic"}
+  assert cfg.rl.advantage == "rloo" and cfg.rl.ppo_epochs == 2 and cfg.rollout.group_size == 4     # K = 4
+  assert (cfg.rl.loss.kl_placement, cfg.rl.loss.kl_estimator, cfg.rl.loss.kl_coef) == ("reward", "k1", 0.01)
+  assert roles["critic"].temperature == 0.7
+  if variant == "tiny_self":
+    assert roles["critic"].share == "actor" and roles["critic"].optim is None
+  if variant == "qwen2.5-7b":       # ALGORITHMS.md §4: lr 5e-7, batch 64, micro-batch 4, Stage I 500 steps
+    assert not roles["actor"].trained and roles["actor"].init == "hf"
+    assert roles["critic"].optim.learning_rate == 5e-7 and roles["critic"].init == "hf"
+    assert cfg.rollout.prompts_per_step * cfg.rollout.group_size == 64 and cfg.rl.micro_batch_size == 4
+    assert round(cfg.train.steps * cfg.recipe_args["stage1_fraction"]) == 500
+    assert cfg.rollout.max_prompt_len == 2048 and roles["critic"].max_new_tokens == 1536
+    assert cfg.mesh.fsdp * max(cfg.mesh.data, 1) * cfg.mesh.tensor == 8
+    shapes = jax.eval_shape(lambda: decoder.init_params(roles["critic"].model, jax.random.key(0))[0])
+    n = sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
+    assert abs(n - 7.62e9) / 7.62e9 < 0.02             # Qwen2.5-7B: 7.62B parameters
+
+
 def test_answer_then_check_variant_is_the_tiny_toy_in_that_format():
   tiny, check = (load_config(f"configs/score.py:{v}") for v in ("tiny", "tiny_check"))
   assert check.task.answer_first and not check.task.check_total and check.warmup.hasty_fraction == 0.3

@@ -322,7 +322,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
       ckpt.save(step + 1, state)
     bar.update(1)
     bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.3f}",
-                    acc=f"{last_eval.get('accuracy', last_eval.get('acc_t2', float('nan'))):.3f}")
+                    acc=f"{next((last_eval[k] for k in ('accuracy', 'acc_t2', 'acc_after') if k in last_eval), float('nan')):.3f}")
     if stop_after is not None and step + 1 - max(start, sft_steps) >= stop_after:
       break
   if not last_eval:
