@@ -1,4 +1,4 @@
-"""SCoRe's comparison and ablation table at toy scale, over seeds (critjax.train.correction_sweep).
+"""SCoRe's comparison and ablation table at toy scale, over seeds (experiments/score_sweep.py).
 
   python -m experiments.score_ablation --workdir=workdirs/score_ablation --seeds=0,1,2
   python -m experiments.score_ablation --seeds=0 --methods=base,score --config.task.answer_first=True
@@ -33,7 +33,7 @@ _MERGE = flags.DEFINE_list("merge", None, "train nothing: merge these sweeps' re
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from critjax.train import correction_sweep
+  from experiments import score_sweep as correction_sweep
   if _MERGE.value:
     out = correction_sweep.merge(_MERGE.value, _WORKDIR.value)
     print("\n" + out["table"])

@@ -68,20 +68,6 @@ def test_against_numpy(kind):
   np.testing.assert_allclose(full, np_reference(kind, rewards, np.ones_like(valid)), rtol=1e-5, atol=1e-5)
 
 
-def test_broadcast_to_tokens():
-  adv = jnp.array([2.0, -1.0])
-  mask = jnp.array([[0, 1, 1], [1, 1, 0]])
-  np.testing.assert_allclose(A.broadcast_to_tokens(adv, mask), [[0, 2, 2], [-1, -1, 0]])
-
-
-def test_per_turn_advantages():
-  # SCoRe stage II shaped rewards, alpha = 10: turn 1 wrong (0), turn 2 right: r2 = 1 + 10 * (1 - 0) = 11
-  turn_adv = jnp.array([[0.0, 11.0], [1.0, -10.0]])
-  ids = jnp.array([[-1, 0, 0, -1, 1, 1], [-1, 0, -1, 1, 1, -1]])
-  np.testing.assert_allclose(A.per_turn_advantages(turn_adv, ids),
-                             [[0, 0, 0, 0, 11, 11], [0, 1, 0, -10, -10, 0]])
-
-
 def test_per_turn_group_advantages():
   r = jnp.array([[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])   # (B=1, G=4, K=2)
   got = A.per_turn_group_advantages("dr_grpo", r)
@@ -91,5 +77,3 @@ def test_per_turn_group_advantages():
 def test_shape_errors():
   with pytest.raises(ValueError, match="rewards must be"):
     A.grpo(jnp.zeros(3))
-  with pytest.raises(ValueError, match="turn ids"):
-    A.per_turn_advantages(jnp.zeros((2, 2)), jnp.zeros((3, 4), int))

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from configs import score as score_config
-from critjax.train import correction_sweep
+from experiments import score_sweep as correction_sweep
 
 
 def shrink(c):
@@ -90,7 +90,7 @@ def test_sweep_config_overrides_reach_the_sweep_and_name_unknown_fields():
   import subprocess
   import sys
   probe = ("import sys, runpy\n"
-           "from critjax.train import correction_sweep as cs\n"
+           "from experiments import score_sweep as cs\n"
            "cs.run = lambda base, *a, **k: (print('got', base.task.answer_first, base.warmup.steps), sys.exit(0))\n"
            "sys.argv = ['score_ablation', '--config.task.answer_first=True', '--config.warmup.steps=300']\n"
            "runpy.run_module('experiments.score_ablation', run_name='__main__')\n")

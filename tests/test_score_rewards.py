@@ -68,33 +68,15 @@ def test_bad_inputs_raise():
     sr.stage2_turn_rewards(np.zeros(3))
 
 
-TURN_IDS = np.array([[-1, -1, 0, 0, -1, 1, 1, -1],
-                     [-1, 0, -1, 1, 1, 1, -1, -1]])
-
-
 def test_kl_coefficients_stage1_and_stage2():
   b1, b2 = 0.01, 0.1
-  s1 = sr.turn_kl_coefficients(TURN_IDS, stage=1, beta1=b1, beta2=b2)
-  np.testing.assert_allclose(s1, np.array([[0, 0, b2, b2, 0, b1, b1, 0],
-                                           [0, b2, 0, b1, b1, b1, 0, 0]], np.float32))
-  s2 = sr.turn_kl_coefficients(TURN_IDS, stage=2, beta1=b1, beta2=b2)
-  np.testing.assert_allclose(s2, np.array([[0, 0, b1, b1, 0, b1, b1, 0],
-                                           [0, b1, 0, b1, b1, b1, 0, 0]], np.float32))
+  np.testing.assert_allclose(sr.turn_kl_coefficients(2, stage=1, beta1=b1, beta2=b2), [b2, b1])
+  np.testing.assert_allclose(sr.turn_kl_coefficients(2, stage=2, beta1=b1, beta2=b2), [b1, b1])
 
 
 def test_kl_coefficients_anchored_turns_k3():
-  ids = np.array([[-1, 0, 1, 2]])
-  np.testing.assert_allclose(sr.turn_kl_coefficients(ids, stage=1, beta1=1.0, beta2=5.0, anchored_turns=2),
-                             [[0, 5, 5, 1]])
+  np.testing.assert_allclose(sr.turn_kl_coefficients(3, stage=1, beta1=1.0, beta2=5.0, anchored_turns=2), [5, 5, 1])
   with pytest.raises(ValueError, match="stage"):
-    sr.turn_kl_coefficients(ids, stage=3)
+    sr.turn_kl_coefficients(2, stage=3)
   with pytest.raises(ValueError, match="beta2"):
-    sr.turn_kl_coefficients(ids, stage=1, beta2=-1.0)
-
-
-def test_turn_rewards_to_tokens():
-  rewards = np.array([[0.0, 11.0], [1.0, -10.0]])
-  np.testing.assert_array_equal(sr.turn_rewards_to_tokens(rewards, TURN_IDS),
-                                [[0, 0, 0, 0, 0, 11, 11, 0], [0, 1, 0, -10, -10, -10, 0, 0]])
-  with pytest.raises(ValueError, match="turn ids"):
-    sr.turn_rewards_to_tokens(rewards, np.array([[0, 2], [0, 0]]))
+    sr.turn_kl_coefficients(2, stage=1, beta2=-1.0)

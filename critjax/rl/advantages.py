@@ -84,25 +84,3 @@ def per_turn_group_advantages(name: str, rewards_bgk, valid_bg=None):
   """
   fn = ADVANTAGES.get(name)
   return jnp.stack([fn(rewards_bgk[..., k], valid_bg) for k in range(rewards_bgk.shape[-1])], axis=-1)
-
-
-def broadcast_to_tokens(adv_n, mask_nt):
-  """Outcome advantage (N,) -> per-token (N, T), zero where `mask_nt` is 0."""
-  if adv_n.ndim != 1 or mask_nt.ndim != 2 or adv_n.shape[0] != mask_nt.shape[0]:
-    raise ValueError(f"expected adv (N,) and mask (N, T), got {adv_n.shape} and {mask_nt.shape}")
-  return adv_n.astype(jnp.float32)[:, None] * mask_nt.astype(jnp.float32)
-
-
-def per_turn_advantages(turn_adv_nk, turn_ids_nt):
-  """Per-turn advantages (N, K) -> per-token (N, T): each token takes its turn's advantage.
-
-  `turn_ids_nt` holds the turn index 0..K-1 of every trainable token and -1 elsewhere (prompt,
-  instruction and padding tokens), which get 0. No return is carried across turns: summing r_2
-  into turn 1 would penalise correct first attempts (ALGORITHMS.md Sec. 2, credit assignment).
-  """
-  if turn_adv_nk.ndim != 2 or turn_ids_nt.ndim != 2 or turn_adv_nk.shape[0] != turn_ids_nt.shape[0]:
-    raise ValueError(f"expected turn advantages (N, K) and turn ids (N, T), got "
-                     f"{turn_adv_nk.shape} and {turn_ids_nt.shape}")
-  ids = jnp.clip(turn_ids_nt, 0, turn_adv_nk.shape[1] - 1)
-  adv_nt = jnp.take_along_axis(turn_adv_nk.astype(jnp.float32), ids, axis=1)
-  return jnp.where(turn_ids_nt >= 0, adv_nt, 0.0)

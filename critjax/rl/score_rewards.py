@@ -35,7 +35,6 @@ TURN_REWARDS: Registry = Registry("SCoRe turn reward")
 PAPER_ALPHA = 10.0
 PAPER_BETA1 = 0.01
 
-NOT_TRAINABLE = -1  # turn id of prompt / instruction / padding tokens
 
 
 def validate_score_hparams(*, alpha: float = PAPER_ALPHA, beta1: float = PAPER_BETA1,
@@ -91,43 +90,19 @@ def stage1_turn_rewards(correct_nk, *, alpha: float = PAPER_ALPHA, shaping: bool
   return out_nk.astype(np.float32)
 
 
-def turn_rewards_to_tokens(rewards_nk, turn_ids_nt) -> np.ndarray:
-  """Broadcasts per-turn rewards onto tokens: (N, K), (N, T) turn ids -> (N, T) float32.
-
-  Token t of episode n gets rewards_nk[n, turn_ids_nt[n, t]]; tokens with turn id -1 get 0.
-  """
-  rewards_nk = np.asarray(rewards_nk, dtype=np.float32)
-  turn_ids_nt = np.asarray(turn_ids_nt)
-  n, k = rewards_nk.shape
-  if turn_ids_nt.ndim != 2 or turn_ids_nt.shape[0] != n:
-    raise ValueError(f"turn_ids_nt must have shape (N={n}, T), got {turn_ids_nt.shape}")
-  if turn_ids_nt.min(initial=0) < NOT_TRAINABLE or turn_ids_nt.max(initial=0) >= k:
-    raise ValueError(f"turn ids must lie in [-1, K-1={k - 1}], got range "
-                     f"[{turn_ids_nt.min()}, {turn_ids_nt.max()}]")
-  idx_nt = np.clip(turn_ids_nt, 0, k - 1)
-  out_nt = np.take_along_axis(rewards_nk, idx_nt, axis=1)
-  return np.where(turn_ids_nt >= 0, out_nt, 0.0).astype(np.float32)
-
-
-def turn_kl_coefficients(turn_ids_nt, *, stage: int, beta1: float = PAPER_BETA1, beta2: float = 0.1,
+def turn_kl_coefficients(num_turns: int, *, stage: int, beta1: float = PAPER_BETA1, beta2: float = 0.1,
                          anchored_turns: int = 1) -> np.ndarray:
-  """Per-token KL weight for SCoRe: (N, T) turn ids -> kl_coef_nt (N, T) float32.
+  """SCoRe's KL weight per turn, (K,) float32 (episodes.policy_batch puts it on each turn's tokens).
 
-  stage=1 (eq. (3)): beta2 on tokens of the first `anchored_turns` turns (turn id < anchored_turns;
-    the paper's turn 1 is anchored_turns=1), beta1 on later turns.
-  stage=2 (eq. (4)): beta1 on every trainable token.
-  Tokens with turn id -1 (prompt, instructions, padding) get 0: they are not the policy's actions.
+  stage=1 (eq. (3)): beta2 on the first `anchored_turns` turns (the paper's turn 1 is
+    anchored_turns=1), beta1 on later turns.
+  stage=2 (eq. (4)): beta1 on every turn.
+  Context tokens (prompt, instructions, padding) get no KL: they are not the policy's actions.
   """
   validate_score_hparams(beta1=beta1, beta2=beta2)
   if stage not in (1, 2):
     raise ValueError(f"stage must be 1 or 2, got {stage!r}")
   if anchored_turns < 1:
     raise ValueError(f"anchored_turns must be >= 1, got {anchored_turns!r}")
-  turn_ids_nt = np.asarray(turn_ids_nt)
-  if turn_ids_nt.ndim != 2:
-    raise ValueError(f"turn_ids_nt must have shape (N, T), got {turn_ids_nt.shape}")
-  if turn_ids_nt.min(initial=0) < NOT_TRAINABLE:
-    raise ValueError(f"turn ids must be >= -1, got {turn_ids_nt.min()}")
-  anchored_nt = (turn_ids_nt >= 0) & (turn_ids_nt < anchored_turns) & (stage == 1)
-  coef_nt = np.where(anchored_nt, beta2, beta1)
-  return np.where(turn_ids_nt >= 0, coef_nt, 0.0).astype(np.float32)
+  turns = np.arange(num_turns)
+  return np.where((turns < anchored_turns) & (stage == 1), beta2, beta1).astype(np.float32)

@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from critjax.rl import episodes
-from critjax.rl.advantages import ADVANTAGES
+from critjax.rl.advantages import per_turn_group_advantages
 from critjax.rl.recipes.base import RECIPES, Collected, Phase
 from critjax.rl.recipes.multi_turn import MultiTurn
-from critjax.rl.score_rewards import TURN_REWARDS, validate_score_hparams
+from critjax.rl.score_rewards import TURN_REWARDS, turn_kl_coefficients, validate_score_hparams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +68,10 @@ class SCoRe(MultiTurn):
     stage = self.phase.args.get("stage", 2)
     rewards = TURN_REWARDS.get(f"score_stage{stage}")(correct, alpha=a.alpha, shaping=a.shaping)   # (N, K)
     n, k = rewards.shape
-    adv = np.asarray(ADVANTAGES.get(self.cfg.rl.advantage)(
-        jnp.asarray(rewards.reshape(-1, g, k).transpose(0, 2, 1).reshape(-1, g))))          # per turn, per group
-    adv = adv.reshape(-1, k, g).transpose(0, 2, 1).reshape(n, k)
-    betas = [a.beta2 if (stage == 1 and t == 0) else a.beta1 for t in range(k)]
+    # each turn baselined within its group: (B, G, K) -> (N, K)
+    adv = np.asarray(per_turn_group_advantages(self.cfg.rl.advantage, jnp.asarray(rewards.reshape(-1, g, k))))
+    adv = adv.reshape(n, k)
+    betas = turn_kl_coefficients(k, stage=stage, beta1=a.beta1, beta2=a.beta2)
     batch = episodes.policy_batch(ro, adv, kl_coef_turn=betas)
     lengths = episodes.turn_lengths(ro, k)
     metrics = {"reward_mean": float(rewards.sum(1).mean()), "accuracy": float(correct[:, -1].mean()),

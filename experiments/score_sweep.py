@@ -168,7 +168,7 @@ def fixed_first(base: ml_collections.ConfigDict, workdir: Path, seeds: Sequence[
         missing.append(f"{run_dir} (final checkpoint {final}, want step {want})")
   if missing:
     raise FileNotFoundError("fixed_first evaluates finished runs only; missing:\n  " + "\n  ".join(missing)
-                            + "\nRun the sweep (correction_sweep.run) with the same config first.")
+                            + "\nRun the sweep (experiments/score_sweep.run) with the same config first.")
   results: dict[str, list[dict]] = {m: [] for m in methods}
   for seed in seeds:
     cfg0, evaluator, problems, base_params = _seed_setup(base, workdir, seed)
