@@ -55,8 +55,7 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
     c.tokenizer = ml_collections.ConfigDict(dict(kind="train_spm", path=None, vocab_size=64, corpus_size=20_000,
                                                  chat_template=False))
     c.warmup = ml_collections.ConfigDict(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=None,
-                                              correction_fraction=0.0, hasty_fraction=0.0,
-                                              revise_fraction=0.0, revise_error="slip"))
+                                              data="repeat", data_args=ml_collections.ConfigDict()))
     c.rollout = ml_collections.ConfigDict(dict(prompts_per_step=16, group_size=8, max_prompt_len=16,
                                                max_new_tokens=48, temperature=1.0, top_k=0, top_p=1.0))
     c.optim = ml_collections.ConfigDict(dict(learning_rate=3e-4, warmup_steps=0, b1=0.9, b2=0.99,
@@ -72,8 +71,8 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
   c.tokenizer = ml_collections.ConfigDict(dict(kind="hf", path=f"checkpoints/{arg}", vocab_size=0, corpus_size=0,
                                                chat_template=True))
   c.warmup = ml_collections.ConfigDict(dict(steps=0, batch_size=32, learning_rate=1e-5,
-                                            checkpoint=f"checkpoints/{arg}", correction_fraction=0.0,
-                                            hasty_fraction=0.0, revise_fraction=0.0, revise_error="slip"))
+                                            checkpoint=f"checkpoints/{arg}", data="repeat",
+                                            data_args=ml_collections.ConfigDict()))
   c.rollout = ml_collections.ConfigDict(dict(prompts_per_step=64, group_size=16, max_prompt_len=512,
                                              max_new_tokens=1024, temperature=1.0, top_k=0, top_p=1.0))
   c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-6, warmup_steps=10, b1=0.9, b2=0.99,

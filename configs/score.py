@@ -20,6 +20,8 @@ Variants:
                 alpha 10, beta1 0.01, beta2 0.1), REINFORCE. Cannot run on a CPU; validated by tests.
   gemma2-2b     the same on a Gemma 2 2B shape.
 """
+import ml_collections
+
 from configs import common
 
 
@@ -27,14 +29,15 @@ def get_config(arg: str = "tiny"):
   if arg == "tiny_check":
     c = get_config("tiny")
     c.task.update(answer_first=True, check_total=False, min_digits=1, max_digits=2)
-    c.warmup.update(steps=1500, hasty_fraction=0.3)
+    c.warmup.steps = 1500
+    c.warmup.data_args.hasty_fraction = 0.3
     return c
   if arg == "tiny_discover":
     # tiny_check without correction demonstrations: the base has only seen second attempts that repeat
     # a right first one, so any correction must be found in the model's own samples, as for the
     # paper's base models, which were never taught to correct themselves.
     c = get_config("tiny_check")
-    c.warmup.correction_fraction = 0.0
+    c.warmup.data_args.correction_fraction = 0.0
     return c
   if arg == "tiny_premise":
     # tiny_discover's bases almost never broke a right answer (Delta^{c->i} 0.5%), so the goal's
@@ -43,7 +46,7 @@ def get_config(arg: str = "tiny"):
     # on a carry sum that is 4 in 7 of the revisions the base saw, so greedy decoding breaks the right
     # answer, while sampled second attempts keep it often enough for every method to find that out.
     c = get_config("tiny_discover")
-    c.warmup.update(revise_fraction=0.4, revise_error="misconception")
+    c.warmup.data_args.update(revise_fraction=0.4, revise_error="misconception")
     return c
   c = common.base_config(arg)
   c.name = "score"
@@ -59,7 +62,10 @@ def get_config(arg: str = "tiny"):
     # demonstrations on synthetic slips, so the base model knows what "correct the attempt" means
     # (as a pretrained LLM does) but has only seen errors that are not its own. Without them the
     # tiny base model never revises an attempt and no method gets a learning signal in minutes.
-    c.warmup.correction_fraction = 0.2
+    # (critjax/data/toy_warmup.py: the toy's designed warm-up mixes)
+    c.warmup.data = "toy_mix"
+    c.warmup.data_args = ml_collections.ConfigDict(dict(correction_fraction=0.2, hasty_fraction=0.0,
+                                                        revise_fraction=0.0, revise_error="slip"))
     # Group baseline (RLOO, per turn) instead of the paper's plain REINFORCE: with 64 episodes a step
     # and shaped rewards in [-10, 11], unbaselined REINFORCE degraded both attempts in our runs.
     c.rl.advantage = "rloo"

@@ -65,31 +65,14 @@ class WarmupConfig:
   batch_size: int = 32
   learning_rate: float = 1e-3
   checkpoint: Optional[str] = None  # HF model directory to start from instead of random init
-  # Multi-turn recipes: fraction of warm-up episodes whose first attempt is a task-made flawed
-  # solution and whose second attempt is correct (correction demonstrations on synthetic errors).
-  correction_fraction: float = 0.0
-  # Multi-turn recipes: fraction of warm-up episodes that are a single "hasty" attempt (a wrong
-  # committed answer, then a correct check), trained on the check only; see Task.hasty_solution.
-  hasty_fraction: float = 0.0
-  # Multi-turn recipes: fraction of warm-up episodes whose correct first attempt is "revised" into a
-  # task-made flawed one (both trained): for a base that sometimes breaks a right answer when asked
-  # to check it, as the SCoRe paper's base models do (Delta^{c->i} 15.8% on MATH).
-  revise_fraction: float = 0.0
-  # What the revised attempt is: "slip" (Task.flawed_solution, a random slip; greedy decoding rarely
-  # reproduces it) or "misconception" (Task.misconceived_solution, the same error every time, e.g. all
-  # carries dropped, so the base breaks right answers under greedy decoding too).
-  revise_error: str = "slip"
+  # Multi-attempt recipes: which attempts a warm-up episode shows (critjax/data/toy_warmup.py):
+  # "repeat" (every attempt the correct solution) or a registered builder with its data_args.
+  data: str = "repeat"
+  data_args: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
-    names = ("correction_fraction", "hasty_fraction", "revise_fraction")
-    for name in names:
-      if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError(f"warmup.{name} must be in [0, 1], got {getattr(self, name)}")
-    if sum(getattr(self, n) for n in names) > 1.0:
-      raise ValueError("warmup.correction_fraction + hasty_fraction + revise_fraction must be <= 1, got "
-                       + " + ".join(str(getattr(self, n)) for n in names))
-    if self.revise_error not in ("slip", "misconception"):
-      raise ValueError(f"warmup.revise_error must be 'slip' or 'misconception', got {self.revise_error!r}")
+    from critjax.data.toy_warmup import make_builder
+    make_builder(self.data, dict(self.data_args))      # unknown builder or field: named here, at start-up
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,7 +44,7 @@ def test_warmup_episode_is_the_chat_conversation(tmp_path, family):
   c.model.update(vocab_size=320, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
   c.tokenizer.update(kind="hf", path=str(tmp_path), chat_template=True)
   c.rollout.update(max_prompt_len=64, max_new_tokens=64)
-  c.warmup.correction_fraction = 0.0
+  c.warmup.data_args.correction_fraction = 0.0
   recipe = loop.build(from_configdict(c), tmp_path / "w")["recipe"]
   hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
   p = recipe.task.problems(0, 0, 1)[0]

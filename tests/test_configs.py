@@ -60,16 +60,16 @@ def test_critique_rl_configs_build_and_validate(variant):
 
 def test_answer_then_check_variant_is_the_tiny_toy_in_that_format():
   tiny, check = (load_config(f"configs/score.py:{v}") for v in ("tiny", "tiny_check"))
-  assert check.task.answer_first and not check.task.check_total and check.warmup.hasty_fraction == 0.3
+  assert check.task.answer_first and not check.task.check_total and check.warmup.data_args.hasty_fraction == 0.3
   assert check.model == tiny.model and check.rl == tiny.rl and check.rollout == tiny.rollout
   from_configdict(check)
   discover = load_config("configs/score.py:tiny_discover")
-  assert discover.warmup.correction_fraction == 0.0 and tiny.warmup.correction_fraction == 0.2
-  discover.warmup.correction_fraction = check.warmup.correction_fraction
+  assert discover.warmup.data_args.correction_fraction == 0.0 and tiny.warmup.data_args.correction_fraction == 0.2
+  discover.warmup.data_args.correction_fraction = check.warmup.data_args.correction_fraction
   assert discover == check       # the one difference
   premise = load_config("configs/score.py:tiny_premise")
-  assert premise.warmup.revise_fraction == 0.4 and premise.warmup.revise_error == "misconception"
-  premise.warmup.update(revise_fraction=0.0, revise_error="slip")
+  assert premise.warmup.data_args.revise_fraction == 0.4 and premise.warmup.data_args.revise_error == "misconception"
+  premise.warmup.data_args.update(revise_fraction=0.0, revise_error="slip")
   assert premise == load_config("configs/score.py:tiny_discover")     # the two differences
 
 
@@ -79,14 +79,17 @@ def test_variant_names_are_checked():
 
 
 @pytest.mark.parametrize("fields, named", [
-    (dict(correction_fraction=1.5), "warmup.correction_fraction"),
-    (dict(hasty_fraction=-0.1), "warmup.hasty_fraction"),
-    (dict(revise_fraction=2.0), "warmup.revise_fraction"),
+    (dict(correction_fraction=1.5), "warmup.data_args.correction_fraction"),
+    (dict(hasty_fraction=-0.1), "warmup.data_args.hasty_fraction"),
+    (dict(revise_fraction=2.0), "warmup.data_args.revise_fraction"),
     (dict(correction_fraction=0.6, hasty_fraction=0.6), "correction_fraction \\+ hasty_fraction \\+ revise_fraction"),
     (dict(correction_fraction=0.5, revise_fraction=0.6), "0.5 \\+ 0.0 \\+ 0.6"),
-    (dict(revise_error="carry"), "warmup.revise_error must be 'slip' or 'misconception', got 'carry'"),
+    (dict(revise_error="carry"), "warmup.data_args.revise_error must be 'slip' or 'misconception', got 'carry'"),
+    (dict(revise_frac=0.1), "unknown field\\(s\\) warmup.data_args.revise_frac"),
 ])
 def test_warmup_fractions_are_checked(fields, named):
   from critjax.config import WarmupConfig
   with pytest.raises(ValueError, match=named):
-    WarmupConfig(**fields)
+    WarmupConfig(data="toy_mix", data_args=fields)
+  with pytest.raises(ValueError, match="unknown warm-up data builder|takes no warmup.data_args"):
+    WarmupConfig(data="repeat", data_args=fields)

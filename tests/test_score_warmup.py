@@ -26,7 +26,7 @@ def test_warmup_episodes_correct_flawed_hasty_and_revised(tmp_path):
   c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
   c.tokenizer.corpus_size = 2000
   c.task.update(answer_first=True, min_digits=1, max_digits=2)
-  c.warmup.update(correction_fraction=0.25, hasty_fraction=0.3, revise_fraction=0.25)
+  c.warmup.data_args.update(correction_fraction=0.25, hasty_fraction=0.3, revise_fraction=0.25)
   recipe = loop.build(from_configdict(c), tmp_path)["recipe"]
   problems = recipe.task.problems(0, 0, 64)
   batch = recipe.warmup_batch(problems)
@@ -64,7 +64,7 @@ def test_misconception_revisions_are_the_carryless_rework(tmp_path):
   c = score_config.get_config("tiny_premise")
   c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
   c.tokenizer.corpus_size = 2000
-  c.warmup.update(hasty_fraction=0.0, revise_fraction=1.0)
+  c.warmup.data_args.update(hasty_fraction=0.0, revise_fraction=1.0)
   recipe = loop.build(from_configdict(c), tmp_path)["recipe"]
   problems = recipe.task.problems(0, 0, 40)
   batch = recipe.warmup_batch(problems)

@@ -46,10 +46,16 @@ def test_carryless_solutions_by_hand():
   assert task.carryless_solution(95, 7) == " A: 92 ; check 5+7=12 c0 ; 9+0=9 c0"
   assert task.carryless_solution(12, 34) is None                   # no carry: nothing to get wrong
   assert ArithmeticTask().carryless_solution(58, 7) == " 8+7=15 c0 ; 5+0=5 c0 ; A: 55"
-  task_api = make_task(TaskConfig(answer_first=True, check_total=False))
-  p = task_api.problems(0, 0, 1)[0]
-  a, b = map(int, p.problem.split("+"))
-  assert task_api.misconceived_solution(p) == task.carryless_solution(a, b)
+  # the toy warm-up builder (critjax/data/toy_warmup.py) revises with exactly this rework
+  import numpy as np
+  from critjax.data.toy_warmup import make_builder
+  task_api = make_task(TaskConfig(min_digits=1, max_digits=3, answer_first=True, check_total=False))
+  build = make_builder("toy_mix", dict(revise_fraction=1.0, revise_error="misconception"))
+  for p in task_api.problems(0, 0, 20):
+    a, b = map(int, p.problem.split("+"))
+    attempts, hasty = build(task_api, p, np.random.default_rng(0), 2)
+    assert hasty is None and attempts[0] == p.solution
+    assert attempts[1] == (task.carryless_solution(a, b) or p.solution)
 
 
 def test_arithmetic_stream_is_a_function_of_seed_and_index():

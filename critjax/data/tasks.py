@@ -52,13 +52,6 @@ class Task:
     """A plausible wrong worked solution (correction demonstrations), if the task can make one."""
     return None
 
-  def hasty_solution(self, problem: Problem, rng: np.random.Generator) -> Optional[tuple[str, str]]:
-    """(a wrong committed answer, a correct check of it) for warm-up, if the task's format has one."""
-    return None
-
-  def misconceived_solution(self, problem: Problem) -> Optional[str]:
-    """A wrong worked solution from a systematic misconception (the same error every time), if any."""
-    return None
 
   def oracle_critique(self, problem: Problem, completion: str) -> Optional[str]:
     """A step-level critique of `completion` built from the gold working (critic warm-up), if the
@@ -107,13 +100,6 @@ class Arithmetic(Task):
     a, b = map(int, problem.problem.split("+"))
     return self.gen.flawed_solution(a, b, rng)
 
-  def hasty_solution(self, problem, rng):
-    a, b = map(int, problem.problem.split("+"))
-    return self.gen.hasty_solution(a, b, rng)
-
-  def misconceived_solution(self, problem):
-    a, b = map(int, problem.problem.split("+"))
-    return self.gen.carryless_solution(a, b)
 
   def oracle_critique(self, problem, completion):
     a, b = map(int, problem.problem.split("+"))

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from critjax.data.toy_warmup import make_builder
 from critjax.eval.self_correction import self_correction_metrics
 from critjax.rl import episodes
 from critjax.rl.protocols import Turn
@@ -63,45 +64,27 @@ class MultiTurn(Recipe):
     return ep.rollout, correct, texts
 
   def warmup_batch(self, problems) -> dict:
-    """Two-attempt format: [prompt][attempt][instruction][solution], loss on every attempt.
+    """Multi-attempt format: [prompt][attempt][instruction][attempt]..., loss on every attempt.
 
-    Mostly the attempt is the correct solution (answer again after the instruction). A fraction
-    `warmup.correction_fraction` of episodes instead start from a task-made flawed solution (a
-    dropped carry, a column off by one) corrected in the next attempt: the base model sees what a
-    correction is, on synthetic slips, not on its own errors. A fraction `warmup.hasty_fraction`
-    are a single attempt from `Task.hasty_solution` (a wrong answer, then a correct check of it),
-    trained on the check only. A fraction `warmup.revise_fraction` revise a correct first attempt
-    into a flawed one, for a base that sometimes breaks a right answer when asked to correct it (as
-    the paper's base models do): a random slip (`warmup.revise_error="slip"`, rarely the greedy
-    choice, see BENCHMARKS.md) or the task's systematic misconception ("misconception"; where it
-    changes nothing, e.g. a sum without carries, the episode repeats the right attempt).
+    Which attempts an episode shows is the warm-up data builder's (`warmup.data`, with
+    `warmup.data_args`; critjax/data/toy_warmup.py): by default every attempt is the correct
+    solution; the toy's designed mixes add correction demonstrations on task-made slips, "hasty"
+    single attempts trained on their check only, and revisions of a right attempt into a wrong one.
     With a chat template (real models) the episode is the model's own conversation, as rollouts
     build it, with the loss on the assistant turns."""
     tok, instr = self.tokenizer, self.instruction_ids()
+    build = make_builder(self.cfg.warmup.data, dict(self.cfg.warmup.data_args))
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])  # stable across processes
     cap = self.cfg.rollout.max_prompt_len + self.turns * (self.cfg.rollout.max_new_tokens + len(instr))
     tokens = np.full((len(problems), cap), self.pad_id, np.int32)
     mask = np.zeros((len(problems), cap), np.float32)
     for i, p in enumerate(problems):
       text = self.template.first_prompt(p.problem)
-      attempts = [p.solution] * self.turns          # the completion texts, one per attempt
-      u, hasty = rng.random(), None
-      if u < self.cfg.warmup.correction_fraction:
-        flawed = self.task.flawed_solution(p, rng)
-        if flawed is not None:
-          attempts[0] = flawed
-      elif u < self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction:
-        hasty = self.task.hasty_solution(p, rng)
-      elif u < (self.cfg.warmup.correction_fraction + self.cfg.warmup.hasty_fraction
-                + self.cfg.warmup.revise_fraction):
-        flawed = (self.task.flawed_solution(p, rng) if self.cfg.warmup.revise_error == "slip"
-                  else self.task.misconceived_solution(p))
-        if flawed is not None:     # a right first attempt "revised" into a wrong one, every later turn
-          attempts[1:] = [flawed] * (self.turns - 1)
+      attempts, hasty = build(self.task, p, rng, self.turns)     # the completion texts, one per attempt
       prompt = tok.encode(text)
       if self.chat is not None:
         if hasty is not None:
-          raise ValueError("warmup.hasty_fraction > 0 needs a tokenizer without a chat template "
+          raise ValueError("warmup.data_args.hasty_fraction > 0 needs a tokenizer without a chat template "
                            "(tokenizer.chat_template = False): hasty attempts train part of one turn")
         ids, spans = self._chat_episode(text, attempts)
       elif hasty is not None:
