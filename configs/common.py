@@ -34,51 +34,43 @@ def gemma2_2b_model():
 
 
 def base_config(arg: str) -> ml_collections.ConfigDict:
+  """Every field's default, stated once for the tiny CPU variant; a real-model variant then changes
+  only what differs (model, mesh, task, tokenizer, the warm-up's start, sizes and cadences)."""
   if arg not in VARIANTS:
     raise ValueError(f"unknown config variant {arg!r}; expected one of {VARIANTS}")
-  c = ml_collections.ConfigDict()
+  cd = ml_collections.ConfigDict
+  c = cd()
   c.name = ""
   c.recipe = ""
   c.seed = 0
-  c.recipe_args = ml_collections.ConfigDict()
-  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, distributed=False))
-  c.rl = ml_collections.ConfigDict(dict(
+  c.recipe_args = cd()
+  c.roles = cd()            # none: one 'policy' role from model / optim / rollout (README)
+  c.model = cd(tiny_model())
+  c.mesh = cd(dict(data=-1, fsdp=1, tensor=1, distributed=False))
+  c.task = cd(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False, check_total=True, path=None,
+                   split="train"))
+  c.tokenizer = cd(dict(kind="train_spm", path=None, vocab_size=64, corpus_size=20_000, chat_template=False))
+  c.warmup = cd(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=None, data="repeat", data_args=cd()))
+  c.rollout = cd(dict(prompts_per_step=16, group_size=8, max_prompt_len=16, max_new_tokens=48, temperature=1.0,
+                      top_k=0, top_p=1.0))
+  c.rl = cd(dict(
       advantage="grpo", ppo_epochs=1, num_minibatches=1, micro_batch_size=0,
       dynamic_sampling=False, max_gen_batches=1, overlong_filter=False, soft_overlong_cache=0,
       loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=None, kl_estimator="k3",
                 kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=None, entropy_coef=0.0,
                 kl_placement="loss")))
+  c.optim = cd(dict(learning_rate=3e-4, warmup_steps=0, b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0))
+  c.train = cd(dict(steps=100, log_every=1, eval_every=25, eval_prompts=256, checkpoint_every=25, keep_checkpoints=2,
+                    max_skipped_steps=10))
   if arg == "tiny":
-    c.model = ml_collections.ConfigDict(tiny_model())
-    c.task = ml_collections.ConfigDict(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False,
-                                           check_total=True, path=None, split="train"))
-    c.tokenizer = ml_collections.ConfigDict(dict(kind="train_spm", path=None, vocab_size=64, corpus_size=20_000,
-                                                 chat_template=False))
-    c.warmup = ml_collections.ConfigDict(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=None,
-                                              data="repeat", data_args=ml_collections.ConfigDict()))
-    c.rollout = ml_collections.ConfigDict(dict(prompts_per_step=16, group_size=8, max_prompt_len=16,
-                                               max_new_tokens=48, temperature=1.0, top_k=0, top_p=1.0))
-    c.optim = ml_collections.ConfigDict(dict(learning_rate=3e-4, warmup_steps=0, b1=0.9, b2=0.99,
-                                             weight_decay=0.0, grad_clip=1.0))
-    c.train = ml_collections.ConfigDict(dict(steps=100, log_every=1, eval_every=25, eval_prompts=256,
-                                             checkpoint_every=25, keep_checkpoints=2, max_skipped_steps=10))
     return c
-  model = qwen25_15b_model() if arg == "qwen2.5-1.5b" else gemma2_2b_model()
-  c.model = ml_collections.ConfigDict(model)
-  c.mesh.fsdp = 8
-  c.mesh.data = 1
-  c.task = ml_collections.ConfigDict(dict(name="gsm8k", min_digits=2, max_digits=3, path=None, split="train"))
-  c.tokenizer = ml_collections.ConfigDict(dict(kind="hf", path=f"checkpoints/{arg}", vocab_size=0, corpus_size=0,
-                                               chat_template=True))
-  c.warmup = ml_collections.ConfigDict(dict(steps=0, batch_size=32, learning_rate=1e-5,
-                                            checkpoint=f"checkpoints/{arg}", data="repeat",
-                                            data_args=ml_collections.ConfigDict()))
-  c.rollout = ml_collections.ConfigDict(dict(prompts_per_step=64, group_size=16, max_prompt_len=512,
-                                             max_new_tokens=1024, temperature=1.0, top_k=0, top_p=1.0))
-  c.optim = ml_collections.ConfigDict(dict(learning_rate=1e-6, warmup_steps=10, b1=0.9, b2=0.99,
-                                           weight_decay=0.0, grad_clip=1.0))
-  c.rl.num_minibatches = 4
-  c.rl.micro_batch_size = 16
-  c.train = ml_collections.ConfigDict(dict(steps=500, log_every=1, eval_every=50, eval_prompts=1319,
-                                           checkpoint_every=50, keep_checkpoints=3, max_skipped_steps=10))
+  c.model = cd(qwen25_15b_model() if arg == "qwen2.5-1.5b" else gemma2_2b_model())
+  c.mesh.update(data=1, fsdp=8)
+  c.task.name = "gsm8k"
+  c.tokenizer.update(kind="hf", path=f"checkpoints/{arg}", vocab_size=0, corpus_size=0, chat_template=True)
+  c.warmup.update(steps=0, learning_rate=1e-5, checkpoint=f"checkpoints/{arg}")
+  c.rollout.update(prompts_per_step=64, group_size=16, max_prompt_len=512, max_new_tokens=1024)
+  c.optim.update(learning_rate=1e-6, warmup_steps=10)
+  c.rl.update(num_minibatches=4, micro_batch_size=16)
+  c.train.update(steps=500, eval_every=50, eval_prompts=1319, checkpoint_every=50, keep_checkpoints=3)
   return c
