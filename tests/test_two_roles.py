@@ -179,3 +179,17 @@ def test_a_hook_on_a_missing_role_is_named():
   roles = tiny().role_configs()
   with pytest.raises(ValueError, match=r"phase 'stage2': ResetReference names role 'judge'"):
     check_hooks([Phase("stage2", 1, on_start=(ResetReference("judge"),))], roles)
+
+
+def test_minibatches_keep_a_group_together():
+  """12 rows in groups of 3 split into 2 mini-batches: every group lands whole in one of them."""
+  batch = {"tokens": np.arange(12)[:, None] * np.ones((1, 4), int), "mask": np.ones((12, 4))}
+  mbs = loop._split_minibatches(batch, 2, np.random.default_rng(0), unit=3)
+  groups = [sorted({int(t) // 3 for t in mb["tokens"][:, 0]}) for mb in mbs]
+  assert [len(mb["tokens"]) for mb in mbs] == [6, 6] and sorted(sum(groups, [])) == [0, 1, 2, 3]
+  for mb in mbs:
+    rows = mb["tokens"][:, 0]
+    for j in range(0, 6, 3):                 # consecutive, in order, within the mini-batch
+      assert list(rows[j:j + 3]) == [rows[j], rows[j] + 1, rows[j] + 2] and rows[j] % 3 == 0
+  with pytest.raises(ValueError, match="role 'critic'"):
+    loop._split_minibatches(batch, 5, np.random.default_rng(0), unit=3, role="critic")

@@ -174,35 +174,13 @@ SELF_REFINE_TOY = _register(SelfRefineTemplate(
 
 
 @dataclasses.dataclass(frozen=True)
-class CritiqueTemplate:
+class CritiqueTemplate(SelfRefineTemplate):
   """Two-role critique episode (Critique-RL, arXiv 2510.24320, Fig. 2): the actor answers the first
   prompt; `critique_instruction` follows its answer and the critic writes a step-level critique
   ending in a verdict; `refine_instruction` follows the critique and the actor writes a refinement.
-  `vocabulary`: words the critic's format uses (a tokenizer trained on the task sees them)."""
-  name: str
-  first_turn: str
-  critique_instruction: str
-  refine_instruction: str
+  The fields are Self-Refine's, with other writers; `vocabulary`: words the critic's format uses
+  (so a tokenizer trained on the task sees them)."""
   vocabulary: str = ""
-
-  def __post_init__(self):
-    if not self.name:
-      raise ValueError("template name must be non-empty")
-    _check(self.name, "first_turn", self.first_turn, needs_problem=True)
-    for field in ("critique_instruction", "refine_instruction"):
-      text = getattr(self, field)
-      _check(self.name, field, text, needs_problem=False)
-      if not text.strip():
-        raise ValueError(f"template {self.name!r}: {field} is empty")
-
-  def first_prompt(self, problem: str) -> str:
-    return self.first_turn.format(problem=problem)
-
-  def critique_prompt(self) -> str:
-    return self.critique_instruction.format()
-
-  def refine_prompt(self) -> str:
-    return self.refine_instruction.format()
 
 
 # Toy critique format (ArithmeticTask.critique): the critic re-works every column and judges the
