@@ -23,7 +23,7 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from configs import critique_rl, grpo
 from configs.common import tiny_model
@@ -145,6 +145,7 @@ def critique_turn_comparison(b: int, t: int, repeats: int) -> dict:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   result = {"critique_turn": critique_turn_comparison(_B.value, _T.value, _REPEATS.value)}
   if _WARMUP.value:
     result["step"] = step_comparison(Path(_WARMUP.value), _REPEATS.value)

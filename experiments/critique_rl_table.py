@@ -15,6 +15,9 @@ attempt -> critique -> refinement protocol on the same held-out problems:
 
 Writes results.json (every seed's row), table.md (mean ± SE, and two_stage minus each arm paired
 by seed) and table.png. A run already finished in the workdir is restored, not retrained.
+`--config.a.b=value` changes the config every run starts from; `--warmup_from=DIR` takes each
+seed's warm-up run from another table's workdir (a change to the RL settings only, without
+refitting the warm-up models).
 """
 from __future__ import annotations
 
@@ -23,9 +26,9 @@ import time
 from pathlib import Path
 
 import ml_collections
-from absl import app, flags
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-from configs import critique_rl
 from critjax.config import from_configdict
 from critjax.eval.self_correction import format_paired, format_table, write_bar_chart
 from critjax.train import loop
@@ -37,7 +40,8 @@ COLUMNS = (("verdict_acc", "Verdict acc"), ("f1_wrong", "F1 (wrong)"), ("process
 
 _SEEDS = flags.DEFINE_string("seeds", "0,1,2", "comma-separated seeds")
 _WORKDIR = flags.DEFINE_string("workdir", None, "where every run and the table go")
-_VARIANT = flags.DEFINE_string("variant", "tiny", "configs/critique_rl.py variant")
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/critique_rl.py:tiny", "the config every run starts from")
+_WARMUP_FROM = flags.DEFINE_string("warmup_from", None, "reuse seed{s}/warmup runs from this table workdir")
 _ARMS = flags.DEFINE_string("arms", ",".join(ARMS), "comma-separated arms to train")
 
 
@@ -52,16 +56,23 @@ def arm_config(base: ml_collections.ConfigDict, warmup_dir: Path, fraction: floa
   return c
 
 
-def run(base: ml_collections.ConfigDict, workdir: Path, seeds, arms, log=print) -> dict:
+def run(base: ml_collections.ConfigDict, workdir: Path, seeds, arms, log=print, warmup_from=None) -> dict:
   results = {name: [] for name in ["warmup", *arms]}
   t0 = time.perf_counter()
+  workdir.mkdir(parents=True, exist_ok=True)
   for seed in seeds:
     b = ml_collections.ConfigDict(base.to_dict())
     b.seed = seed
-    wdir = workdir / f"seed{seed}" / "warmup"
-    w = ml_collections.ConfigDict(b.to_dict())
-    w.train.steps = 0
-    rows = {"warmup": loop.train(from_configdict(w), wdir).eval}
+    if warmup_from:     # another table's warm-up: its logged evaluation, its checkpoint
+      wdir = Path(warmup_from) / f"seed{seed}" / "warmup"
+      rows = {"warmup": loop.last_logged_eval(wdir)}
+      if not rows["warmup"]:
+        raise FileNotFoundError(f"--warmup_from: {wdir} holds no finished warm-up run")
+    else:
+      wdir = workdir / f"seed{seed}" / "warmup"
+      w = ml_collections.ConfigDict(b.to_dict())
+      w.train.steps = 0
+      rows = {"warmup": loop.train(from_configdict(w), wdir).eval}
     for arm in arms:
       rows[arm] = loop.train(from_configdict(arm_config(b, wdir, ARMS[arm])), workdir / f"seed{seed}" / arm).eval
     for name, m in rows.items():
@@ -80,9 +91,9 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds, arms, log=print) 
 
 def main(argv):
   del argv
-  base = critique_rl.get_config(_VARIANT.value)
-  out = run(base, Path(_WORKDIR.value), [int(s) for s in _SEEDS.value.split(",")],
-            [a for a in _ARMS.value.split(",") if a])
+  logging.set_verbosity(logging.WARNING)     # orbax logs every save and restore at INFO
+  out = run(_CONFIG.value, Path(_WORKDIR.value), [int(s) for s in _SEEDS.value.split(",")],
+            [a for a in _ARMS.value.split(",") if a], warmup_from=_WARMUP_FROM.value)
   print("\n" + out["table"] + f"\n\n{out['seconds']:.0f} s")
 
 

@@ -188,3 +188,21 @@ def test_minibatches_keep_a_group_together():
       assert list(rows[j:j + 3]) == [rows[j], rows[j] + 1, rows[j] + 2] and rows[j] % 3 == 0
   with pytest.raises(ValueError, match="role 'critic'"):
     loop._split_minibatches(batch, 5, np.random.default_rng(0), unit=3, role="critic")
+
+
+def test_critique_rl_table_runs_arms_from_one_warmup(tmp_path):
+  """experiments/critique_rl_table.py at the smallest size: the warm-up row, one arm started from
+  the warm-up's checkpoint (its step-0 evaluation equals the warm-up's), and the table files."""
+  from experiments import critique_rl_table
+  c = critique_rl.get_config("tiny")
+  c.model.update(**SMALL)
+  c.warmup.update(steps=2, batch_size=8)
+  c.task.update(min_digits=1, max_digits=1)
+  c.rollout.update(prompts_per_step=2, group_size=2, max_new_tokens=24)
+  c.roles.critic.max_new_tokens = 24
+  c.tokenizer.corpus_size = 2000
+  c.train.update(steps=2, eval_every=2, eval_prompts=4, checkpoint_every=2)
+  out = critique_rl_table.run(c, tmp_path, seeds=[0], arms=["two_stage"], log=lambda s: None)
+  assert set(out["results"]) == {"warmup", "two_stage"} and (tmp_path / "table.md").exists()
+  first = [r for r in read_metrics(tmp_path / "seed0" / "two_stage") if r["step"] == 0 and "eval/verdict_acc" in r][0]
+  assert first["eval/verdict_acc"] == out["results"]["warmup"][0]["verdict_acc"]

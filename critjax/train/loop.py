@@ -328,7 +328,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   if not last_eval:
     # Nothing evaluated in this invocation: a run with no RL steps (a warm-up-only base) evaluates
     # its model; a run already finished returns its last logged evaluation (no new rows).
-    last_eval = _last_logged_eval(workdir) if start >= total else {}
+    last_eval = last_logged_eval(workdir) if start >= total else {}
     if not last_eval:
       last_eval = _evaluate(recipe, eng, state, eval_problems, writer, max(total - sft_steps, 0))
   bar.close()
@@ -378,7 +378,8 @@ def _evaluate(recipe, eng: _Engine, state, problems, writer, step: int) -> dict:
   return result
 
 
-def _last_logged_eval(workdir: Path) -> dict:
+def last_logged_eval(workdir: Path) -> dict:
+  """The last evaluation a run in `workdir` logged (metrics.jsonl), without the eval/ prefix; {} if none."""
   from critjax.train.metrics import read_metrics
   path = Path(workdir) / "metrics.jsonl"
   rows = [r for r in read_metrics(workdir) if any(k.startswith("eval/") for k in r)] if path.exists() else []
