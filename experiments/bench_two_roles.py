@@ -51,17 +51,17 @@ class StepRunner:
     parts = loop.build(cfg, workdir)
     self.recipe, self.mesh = parts["recipe"], parts["mesh"]
     params, axes = loop.init_roles(cfg, self.mesh, parts["roles"])
-    self.eng = loop._Engine(cfg, self.recipe, parts["roles"], self.mesh)
-    self.state = self.eng.initial_state(params, axes, parts["phases"])
+    self.trainer = loop.Trainer(cfg, self.recipe, parts["roles"], self.mesh)
+    self.state = self.trainer.initial_state(params, axes, parts["phases"])
     self.phase = parts["phases"][-1]          # Critique-RL: Stage II (all three turns)
     self.recipe.set_phase(self.phase)
     self.problems = self.recipe.task.problems(0, 0, cfg.rollout.prompts_per_step)
 
   def step(self, i: int) -> int:
-    c = self.recipe.collect(self.eng.params_view(self.state), self.problems, jax.random.PRNGKey(i))
+    c = self.recipe.collect(self.trainer.params_view(self.state), self.problems, jax.random.PRNGKey(i))
     for role in self.recipe.references():
-      c.batches[role]["ref_logp"] = self.eng.ref_logprobs(self.state, role, c.batches[role]["tokens"])
-    update = self.eng.update(self.phase)
+      c.batches[role]["ref_logp"] = self.trainer.ref_logprobs(self.state, role, c.batches[role]["tokens"])
+    update = self.trainer.update(self.phase)
     rng = np.random.default_rng(i)
     for _ in range(self.cfg.rl.ppo_epochs):
       split = {r: loop._split_minibatches(b, self.cfg.rl.num_minibatches, rng, c.group_rows, r)

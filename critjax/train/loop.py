@@ -155,7 +155,7 @@ class RunResult:
   roles: dict = dataclasses.field(default_factory=dict)   # every trained role's final parameters
 
 
-class _Engine:
+class Trainer:
   """The run's state machinery: optimizers, specs and jitted updates per phase, hooks."""
 
   def __init__(self, cfg: ExperimentConfig, recipe, roles: dict, mesh):
@@ -247,11 +247,11 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   params, axes = init_roles(cfg, mesh, roles)
   if init_params is not None:  # a copy: the update donates the policy's buffers and the caller keeps its own
     params["policy"] = jax.tree.map(jnp.copy, init_params)
-  eng = _Engine(cfg, recipe, roles, mesh)
-  state = eng.initial_state(params, axes, phases)
+  trainer = Trainer(cfg, recipe, roles, mesh)
+  state = trainer.initial_state(params, axes, phases)
   del params
   if ckpt.latest_step() is not None:
-    state = ckpt.restore(state, eng.shardings)
+    state = ckpt.restore(state, trainer.shardings)
     logging.info("resumed from step %d", int(state.step))
 
   starts = np.cumsum([0] + [p.steps for p in phases])
@@ -267,22 +267,22 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     i = int(np.searchsorted(starts, step, side="right")) - 1
     phase = phases[i]
     if step == starts[i]:
-      state = eng.start_phase(state, phase)
+      state = trainer.start_phase(state, phase)
     recipe.set_phase(phase)
     if phase.kind == "sft":
-      state = _warmup_step(cfg, recipe, eng, state, phase, step, mesh, writer, bar)
+      state = _warmup_step(cfg, recipe, trainer, state, phase, step, mesh, writer, bar)
       if step + 1 == starts[i + 1]:
         ckpt.save(step + 1, state, force=True)    # the warm-up is never redone
       bar.update(1)
       continue
     if step == sft_steps:  # the "before" number every comparison needs
-      last_eval = _evaluate(recipe, eng, state, eval_problems, writer, 0)
+      last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, 0)
     t0 = time.perf_counter()
     stream = ProblemStream(task, cfg.seed, int(state.data_index))
     problems = stream.take(cfg.rollout.prompts_per_step)
     rng, key = jax.random.split(state.rng)
     try:
-      collected = recipe.collect(eng.params_view(state), problems, key, refill=stream.take)
+      collected = recipe.collect(trainer.params_view(state), problems, key, refill=stream.take)
     except Exception as e:  # a raising reward function: skip this update, count it, keep going
       logging.error("step %d: rollout/reward failed (%s: %s); update skipped", step + 1 - sft_steps,
                     type(e).__name__, e)
@@ -295,9 +295,9 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
       batches = collected.batches
       for role in recipe.references():
         if role in batches:
-          batches[role]["ref_logp"] = eng.ref_logprobs(state, role, batches[role]["tokens"])
+          batches[role]["ref_logp"] = trainer.ref_logprobs(state, role, batches[role]["tokens"])
       np_rng = np.random.default_rng([cfg.seed, step - sft_steps])
-      update = eng.update(phase)
+      update = trainer.update(phase)
       for _ in range(cfg.rl.ppo_epochs):
         split = {r: _split_minibatches(b, cfg.rl.num_minibatches, np_rng, collected.group_rows, r)
                  for r, b in batches.items()}
@@ -317,7 +317,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
       raise StepFailed(f"{skipped_in_a_row} consecutive steps skipped (non-finite loss or failing reward) "
                        f"at step {done}; last checkpoint kept at step {ckpt.latest_step()}")
     if done % cfg.train.eval_every == 0 or step + 1 == total:
-      last_eval = _evaluate(recipe, eng, state, eval_problems, writer, done)
+      last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, done)
     if done % cfg.train.checkpoint_every == 0 or step + 1 == total:
       ckpt.save(step + 1, state)
     bar.update(1)
@@ -330,22 +330,22 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     # its model; a run already finished returns its last logged evaluation (no new rows).
     last_eval = last_logged_eval(workdir) if start >= total else {}
     if not last_eval:
-      last_eval = _evaluate(recipe, eng, state, eval_problems, writer, max(total - sft_steps, 0))
+      last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, max(total - sft_steps, 0))
   bar.close()
   ckpt.close()
   writer.close()
   task.close()
   trained = {n: r.params for n, r in state.roles.items()}
-  policy = eng.params_view(state).get("policy")
+  policy = trainer.params_view(state).get("policy")
   return RunResult(eval=last_eval, params=policy, roles=trained)
 
 
-def _warmup_step(cfg, recipe, eng: _Engine, state, phase: Phase, step: int, mesh, writer, bar):
+def _warmup_step(cfg, recipe, trainer: Trainer, state, phase: Phase, step: int, mesh, writer, bar):
   """One supervised step of every role the recipe's warm-up batches fit. Deterministic in the seed."""
   w = cfg.warmup
   problems = recipe.task.problems(cfg.seed + WARMUP_DATA_SEED, step * w.batch_size, w.batch_size)
   batches = {r: _put_batch(b, mesh) for r, b in recipe.warmup_batches(problems).items()}
-  state, m = eng.update(phase)(state, batches)
+  state, m = trainer.update(phase)(state, batches)
   state = state.replace(step=state.step + 1)
   if step % 10 == 0 or step == phase.steps - 1:
     m = {k: float(v) for k, v in m.items()}
@@ -368,9 +368,9 @@ class ProblemStream:
     return problems
 
 
-def _evaluate(recipe, eng: _Engine, state, problems, writer, step: int) -> dict:
+def _evaluate(recipe, trainer: Trainer, state, problems, writer, step: int) -> dict:
   try:
-    result = recipe.evaluate(eng.params_view(state), problems)
+    result = recipe.evaluate(trainer.params_view(state), problems)
   except Exception as e:  # a failing scorer must not take the run (and its checkpoints) down
     logging.error("step %d: evaluation failed (%s: %s)", step, type(e).__name__, e)
     result = {"errors": 1.0}
