@@ -81,3 +81,20 @@ def test_parse_agrees_with_oracle_on_generated_attempts():
       assert v.final == (TASK.reward(completion, TASK.answer(a, b)) == 1.0)
       assert v.first_wrong_step == TASK.first_wrong_step(a, b, completion)
       assert len(v.steps) == len(TASK.solution_steps(a, b))
+
+
+def test_misread_solution_misreads_one_digit_and_works_the_rest():
+  """358+267 with the first operand's tens digit misread: every column worked right from the misread
+  digits, so the answer is wrong and the oracle marks the misread column and what follows it."""
+  import numpy as np
+  from critjax.data.arithmetic import ArithmeticTask
+  task = ArithmeticTask()
+  for seed in range(30):
+    got = task.misread_solution(358, 267, np.random.default_rng(seed))
+    steps = ArithmeticTask.steps_of(got)
+    assert len(steps) == 3 and task.extract(got) != "625"
+    wrong = task.first_wrong_step(358, 267, got)
+    assert wrong >= 0 and all(s == r for s, r in zip(steps[:wrong], task.solution_steps(358, 267)))
+    x, y = (int(t) for t in steps[wrong].split("=")[0].split("+")[:2])   # the misread column's operands
+    assert (x, y) != (int("853"[wrong]), int("762"[wrong]))
+    assert "Wrong" in task.critique(358, 267, got) and task.critique(358, 267, got).endswith("Final Wrong")

@@ -104,6 +104,29 @@ class ArithmeticTask:
       answer = str(a + b + 1)
     return self._layout(steps, int(answer))
 
+  def misread_solution(self, a: int, b: int, rng: np.random.Generator) -> str:
+    """A worked solution that misreads one operand digit of one column (the slip the tiny actor
+    makes most: `3+6=9` for the column 3 and 1) and works every column right from there, so the
+    answer is wrong. A critic that copies the attempt's columns instead of re-reading the problem
+    cannot see it. Critique-RL's toy warm-up can add these (recipe_args.warmup_slips)."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    n = max(len(da), len(db))
+    col, first = int(rng.integers(n)), rng.random() < 0.5
+    carry, steps, digits = 0, [], []
+    for i in range(n):
+      x = int(da[i]) if i < len(da) else 0
+      y = int(db[i]) if i < len(db) else 0
+      if i == col:
+        shift = int(rng.integers(1, 10))
+        x, y = ((x + shift) % 10, y) if first else (x, (y + shift) % 10)
+      s = x + y + carry
+      terms = f"{x}+{y}" + (f"+{carry}" if carry else "")
+      carry = s // 10
+      steps.append(f"{terms}={s} c{carry}")
+      digits.append(str(s % 10))
+    answer = int((str(carry) if carry else "") + "".join(reversed(digits)))
+    return self._layout(steps, answer)
+
   def carryless_solution(self, a: int, b: int):
     """The worked solution under one systematic misconception, every carry dropped, or None when the
     sum has no carry (the misconception changes nothing). Deterministic, unlike flawed_solution, so a

@@ -53,8 +53,14 @@ class CritiqueRLArgs:
   stage1_fraction: float = 1 / 3
   r_help: str = "refine"
   verdict: str = "step_level"
+  # Which task-made errors the warm-up's flawed attempts carry: "slip" (Task.flawed_solution: a
+  # dropped carry or a sum off by one) or "slip+misread" (half of them a misread operand digit,
+  # ArithmeticTask.misread_solution, the error the tiny actor makes most).
+  warmup_slips: str = "slip"
 
   def __post_init__(self):
+    if self.warmup_slips not in ("slip", "slip+misread"):
+      raise ValueError(f"config.recipe_args.warmup_slips must be 'slip' or 'slip+misread', got {self.warmup_slips!r}")
     if not 0.0 <= self.stage1_fraction <= 1.0:
       raise ValueError(f"config.recipe_args.stage1_fraction must be in [0, 1], got {self.stage1_fraction}")
     if self.r_help not in HELP_REWARDS:
@@ -175,7 +181,7 @@ class CritiqueRL(Recipe):
       text = self.template.first_prompt(p.problem)
       attempt = p.solution
       if rng.random() < WARMUP_FLAWED:
-        attempt = self.task.flawed_solution(p, rng) or p.solution
+        attempt = self._flawed(p, rng)
       critique = self.task.oracle_critique(p, attempt)
       if critique is None:
         raise ValueError(f"critique_rl warm-up needs Task.oracle_critique; task {self.cfg.task.name!r} has none")
@@ -197,6 +203,15 @@ class CritiqueRL(Recipe):
     if not self.role_cfgs["critic"].trained:
       out.pop("critic", None)
     return out
+
+
+  def _flawed(self, p, rng) -> str:
+    if self.args.warmup_slips == "slip+misread" and rng.random() < 0.5:
+      gen = getattr(self.task, "gen", None)
+      if gen is None:
+        raise ValueError("recipe_args.warmup_slips='slip+misread' needs the arithmetic task")
+      return gen.misread_solution(*map(int, p.problem.split("+")), rng)
+    return self.task.flawed_solution(p, rng) or p.solution
 
 
 def _rows_batch(rows: list, cap: int, pad_id: int, n: Optional[int] = None) -> dict:
