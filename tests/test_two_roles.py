@@ -1,6 +1,7 @@
 """The two-role engine end to end on shrunk Critique-RL configs: two trained roles resume exactly
-across the Stage I -> II boundary; a role starts from an earlier run's checkpoint; self-critique is a
-config; bad role configs stop before any compute, naming the field."""
+across the Stage I -> II boundary (and Stage II resets the critic's reference); roles start from an
+earlier run's checkpoint (the table script); self-critique is a config; bad role configs stop before
+any compute, naming the field."""
 import jax
 import ml_collections
 import numpy as np
@@ -106,20 +107,6 @@ def test_two_trained_roles_resume_exactly_across_the_stage_boundary(tmp_path):
   assert same(load("critic_reference", w + 4), boundary)
 
 
-def test_role_starts_from_an_earlier_runs_checkpoint(tmp_path):
-  base = loop.train(tiny(**{"train.steps": 0}), tmp_path / "base")
-  roles = ml_collections.ConfigDict(dict(
-      actor=dict(init="checkpoint", init_from=str(tmp_path / "base")),
-      critic=dict(init="checkpoint", init_from=str(tmp_path / "base"), temperature=0.7, max_new_tokens=40)))
-  cfg = tiny(**{"roles": roles, "warmup.steps": 0, "train.steps": 0, "tokenizer.kind": "spm",
-                "tokenizer.path": str(tmp_path / "base" / "tokenizer.model")})
-  again = loop.train(cfg, tmp_path / "again")
-  for role in ("actor", "critic"):
-    for x, y in zip(jax.tree.leaves(base.roles[role]), jax.tree.leaves(again.roles[role])):
-      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-  assert again.eval == base.eval
-
-
 def test_self_critique_is_a_config(tmp_path):
   c = critique_rl.get_config("tiny_self")
   c.model.update(**SMALL)
@@ -191,8 +178,9 @@ def test_minibatches_keep_a_group_together():
 
 
 def test_critique_rl_table_runs_arms_from_one_warmup(tmp_path):
-  """experiments/critique_rl_table.py at the smallest size: the warm-up row, one arm started from
-  the warm-up's checkpoint (its step-0 evaluation equals the warm-up's), and the table files."""
+  """experiments/critique_rl_table.py at the smallest size: the warm-up row, and one arm whose roles
+  start from the warm-up run's checkpoint (roles.*.init="checkpoint", a partial orbax restore of
+  each role): its step-0 evaluation equals the warm-up's, metric for metric."""
   from experiments import critique_rl_table
   c = critique_rl.get_config("tiny")
   c.model.update(**SMALL)
@@ -205,4 +193,7 @@ def test_critique_rl_table_runs_arms_from_one_warmup(tmp_path):
   out = critique_rl_table.run(c, tmp_path, seeds=[0], arms=["two_stage"], log=lambda s: None)
   assert set(out["results"]) == {"warmup", "two_stage"} and (tmp_path / "table.md").exists()
   first = [r for r in read_metrics(tmp_path / "seed0" / "two_stage") if r["step"] == 0 and "eval/verdict_acc" in r][0]
-  assert first["eval/verdict_acc"] == out["results"]["warmup"][0]["verdict_acc"]
+  warm = out["results"]["warmup"][0]
+  for k, v in warm.items():
+    if k != "seed":
+      np.testing.assert_equal(first[f"eval/{k}"], v, err_msg=k)
