@@ -6,7 +6,8 @@
    refinements, the critic's reference log-probs and its 2-epoch update) against one single-role
    GRPO step of the same actor (G samples per prompt, update) on about as many generated tokens.
    Both start from the warm-up run in --warmup_dir (real output lengths, not random-model ones).
-   Reported: seconds per step, generated tokens, and the ratio of seconds per 1k generated tokens.
+   Reported: seconds per step (and the last timed step's rollout part), generated tokens, and the
+   ratio of seconds per 1k generated tokens.
 2. critique turn: the critic's turn continued from the actor's KV cache (self-critique: the critic
    is the actor) against the same parameters held as a separate role, whose turn is handed over as
    one re-prefill of the whole row. Random tiny model, fixed lengths (no EOS); tokens must agree.
@@ -57,8 +58,10 @@ class StepRunner:
     self.recipe.set_phase(self.phase)
     self.problems = self.recipe.task.problems(0, 0, cfg.rollout.prompts_per_step)
 
-  def step(self, i: int) -> int:
+  def step(self, i: int) -> tuple[int, float]:
+    t0 = time.perf_counter()
     c = self.recipe.collect(self.trainer.params_view(self.state), self.problems, jax.random.PRNGKey(i))
+    rollout = time.perf_counter() - t0
     for role in self.recipe.references():
       c.batches[role]["ref_logp"] = self.trainer.ref_logprobs(self.state, role, c.batches[role]["tokens"])
     update = self.trainer.update(self.phase)
@@ -69,7 +72,7 @@ class StepRunner:
       for j in range(self.cfg.rl.num_minibatches):
         self.state, m = update(self.state, {r: loop._put_batch(mb[j], self.mesh) for r, mb in split.items()})
     jax.block_until_ready(m)
-    return int(c.metrics["generated_tokens"])
+    return int(c.metrics["generated_tokens"]), rollout
 
 
 def timed(fn, repeats):
@@ -97,8 +100,9 @@ def step_comparison(warmup_dir: Path, repeats: int) -> dict:
                "grpo": StepRunner(from_configdict(one), Path(tmp) / "one")}
     out = {}
     for name, r in runners.items():
-      sec, tokens = timed(r.step, repeats)
-      out[name] = {"seconds": sec, "generated_tokens": tokens, "seconds_per_1k_tokens": 1e3 * sec / tokens}
+      sec, (tokens, rollout) = timed(r.step, repeats)
+      out[name] = {"seconds": sec, "rollout_seconds_last": rollout, "generated_tokens": tokens,
+                   "seconds_per_1k_tokens": 1e3 * sec / tokens}
   out["ratio_per_token"] = out["two_role"]["seconds_per_1k_tokens"] / out["grpo"]["seconds_per_1k_tokens"]
   return out
 
