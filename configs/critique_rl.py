@@ -33,7 +33,7 @@ def get_config(arg: str = "tiny"):
   c.rl.ppo_epochs = 2
   c.rl.loss.update(kl_estimator="k1", kl_coef=0.01, kl_placement="reward", clip_low=0.2, clip_high=0.2)
   c.recipe_args.update(dict(template="critique_toy" if arg == "tiny" else "critique_math",
-                            stage1_fraction=1 / 3, r_help="refine", verdict="step_level"))
+                            stage1_fraction=1 / 3, r_help="refine", verdict="step_level", warmup_slips="slip"))
   c.rollout.group_size = 4                  # K critiques per attempt
   if arg == "tiny":
     c.roles = ml_collections.ConfigDict(dict(
