@@ -208,12 +208,6 @@ class ExperimentConfig:
                           top_k=pick("top_k"), top_p=pick("top_p"), eos_id=eos_id, pad_id=pad_id,
                           extra_stop_ids=tuple(extra_stop_ids))
 
-  def sampling(self, eos_id: int, pad_id: int, greedy: bool = False, extra_stop_ids=()) -> SamplingConfig:
-    r = self.rollout
-    return SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=0.0 if greedy else r.temperature,
-                          top_k=r.top_k, top_p=r.top_p, eos_id=eos_id, pad_id=pad_id,
-                          extra_stop_ids=tuple(extra_stop_ids))
-
   def to_json(self) -> str:
     return json.dumps(to_dict(self), indent=2, sort_keys=True)
 

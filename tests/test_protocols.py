@@ -109,7 +109,7 @@ def test_rows_forks_and_per_row_contexts(params):
     end_critique = np.nonzero(row_seg == 1)[0][-1] + 1
     np.testing.assert_array_equal(row_tok[end_critique:end_critique + 2], [5, 6])
     assert row_seg[end_critique + 2] == 2
-  assert ep.lengths().shape == (6, 3) and ep.turns_of("actor") == [0, 2]
+  assert ep.lengths().shape == (6, 3) and ep.turn_roles == ["actor", "critic", "actor"]
 
 
 def test_unknown_role_is_named(params):

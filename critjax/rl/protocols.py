@@ -108,16 +108,9 @@ class Episode:
   def texts(self, turn: int) -> list[str]:
     return episodes.turn_texts(self.engine.tokenizer, self.rollout, turn)
 
-  def ids(self, turn: int) -> list[np.ndarray]:
-    tokens, segment = np.asarray(self.rollout.tokens), np.asarray(self.rollout.segment)
-    return [tokens[i][segment[i] == turn] for i in range(tokens.shape[0])]
-
   def lengths(self) -> np.ndarray:
     """(N, K) generated tokens per turn."""
     return episodes.turn_lengths(self.rollout, len(self.turn_roles))
-
-  def turns_of(self, role: str) -> list[int]:
-    return [k for k, r in enumerate(self.turn_roles) if r == role]
 
   def fork(self, k: int) -> None:
     """Repeat every row k times (rows i*k .. i*k+k-1 copy row i), caches included."""
