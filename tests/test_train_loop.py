@@ -6,6 +6,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from conftest import set_fields, strip_timing
 
 from configs import grpo, score
 from critjax.config import from_configdict
@@ -13,7 +14,6 @@ from critjax.data.tasks import TASKS, Arithmetic
 from critjax.train.loop import StepFailed, train
 from critjax.train.metrics import read_metrics
 
-TIMING = {"step_seconds", "rollout_seconds", "update_seconds", "tokens_per_second"}
 
 
 def tiny(steps=4, recipe="grpo", **over):
@@ -27,17 +27,10 @@ def tiny(steps=4, recipe="grpo", **over):
   c.task.update(min_digits=1, max_digits=2)
   c.tokenizer.corpus_size = 2000
   c.train.update(steps=steps, eval_every=2, eval_prompts=8, checkpoint_every=2)
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return from_configdict(c)
+  return from_configdict(set_fields(c, over))
 
 
-def strip(rows):
-  return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+strip = strip_timing
 
 
 @pytest.mark.parametrize("recipe", ["grpo", "score", "dapo_refill"])

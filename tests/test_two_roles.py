@@ -6,6 +6,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from conftest import set_fields, strip_timing
 
 from configs import critique_rl
 from critjax.config import from_configdict
@@ -15,7 +16,6 @@ from critjax.rl.recipes.critique_rl import ATTEMPT, CritiqueRL
 from critjax.train import loop
 from critjax.train.metrics import read_metrics
 
-TIMING = set(loop.TIMING_KEYS)
 SMALL = dict(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64)
 
 
@@ -58,17 +58,10 @@ def tiny(**over):
   c.tokenizer.corpus_size = 2000
   c.train.update(steps=4, eval_every=2, eval_prompts=4, checkpoint_every=2)
   c.recipe_args.stage1_fraction = 0.5
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return from_configdict(c)
+  return from_configdict(set_fields(c, over))
 
 
-def strip(rows):
-  return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+strip = strip_timing
 
 
 def test_two_trained_roles_resume_exactly_across_the_stage_boundary(tmp_path):
