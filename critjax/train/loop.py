@@ -103,15 +103,21 @@ def _role_key(cfg: ExperimentConfig, name: str):
   return key if name == "policy" else jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
 
-def init_roles(cfg: ExperimentConfig, mesh, roles: Optional[dict] = None) -> tuple[dict, dict]:
+def init_roles(cfg: ExperimentConfig, mesh, roles: Optional[dict] = None, given: Optional[dict] = None
+               ) -> tuple[dict, dict]:
   """Parameters of every role with its own (not shared), created directly in their shardings:
   random (a jitted init with out_shardings), a Hugging Face import streamed onto its shards, an
-  earlier run's checkpoint, or a copy of another role. Returns (params, logical axes) by role."""
+  earlier run's checkpoint, or a copy of another role; `given` roles take a copy of the parameters
+  passed instead (nothing is initialised or imported for them). Returns (params, axes) by role."""
   roles = cfg.role_configs() if roles is None else roles
+  given = given or {}
   params, axes = {}, {}
   own = {n: r for n, r in roles.items() if r.share is None}
   for name, r in sorted(own.items(), key=lambda kv: kv[1].init == "copy"):   # copies last
     axes[name] = decoder.logical_axes(r.model)
+    if name in given:  # a copy: the update donates the role's buffers and the caller keeps its own
+      params[name] = jax.tree.map(jnp.copy, given[name])
+      continue
     shapes = jax.eval_shape(lambda: decoder.init_params(r.model, jax.random.PRNGKey(0))[0])
     shardings = sh.tree_shardings(axes[name], shapes, mesh)
     if r.init == "random":
@@ -244,9 +250,7 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   ckpt = Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
   sh.log_mesh(mesh)
 
-  params, axes = init_roles(cfg, mesh, roles)
-  if init_params is not None:  # a copy: the update donates the policy's buffers and the caller keeps its own
-    params["policy"] = jax.tree.map(jnp.copy, init_params)
+  params, axes = init_roles(cfg, mesh, roles, given=None if init_params is None else {"policy": init_params})
   trainer = Trainer(cfg, recipe, roles, mesh)
   state = trainer.initial_state(params, axes, phases)
   del params
