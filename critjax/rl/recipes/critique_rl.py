@@ -174,11 +174,11 @@ class CritiqueRL(Recipe):
     [prompt][attempt][critique prompt] -> the oracle critique. Attempts: a right solution or, with
     probability WARMUP_FLAWED, a task-made slip. Roles whose parameters are shared or frozen get none."""
     rng = np.random.default_rng([self.cfg.seed, zlib.crc32(problems[0].id.encode())])
-    crit_ids, ref_ids = self.critique_ids(), self.refine_ids()
+    crit_ids, ref_ids, cap = self.critique_ids(), self.refine_ids(), self.capacity()
     actor_rows, critic_rows = [], []
     for p in problems:
-      prompt = self.tokenizer.encode(self.template.first_prompt(p.problem))
       text = self.template.first_prompt(p.problem)
+      prompt = self.tokenizer.encode(text)
       attempt = p.solution
       if rng.random() < WARMUP_FLAWED:
         attempt = self._flawed(p, rng)
@@ -195,11 +195,11 @@ class CritiqueRL(Recipe):
       if attempt == p.solution:
         spans.append((len(prompt), len(prompt) + len(att)))
       actor_rows.append((head + crit + ref_ids + sol, spans))
-    out = {"critic": _rows_batch(critic_rows, self.capacity(), self.pad_id)}
+    out = {"critic": _rows_batch(critic_rows, cap, self.pad_id)}
     if self.role_cfgs["critic"].share is None and self.role_cfgs["actor"].trained:
-      out["actor"] = _rows_batch(actor_rows, self.capacity(), self.pad_id)
+      out["actor"] = _rows_batch(actor_rows, cap, self.pad_id)
     elif self.role_cfgs["critic"].share is not None:      # self-critique: one model learns both parts
-      out = {"actor": _rows_batch(actor_rows + critic_rows, self.capacity(), self.pad_id, n=len(problems))}
+      out = {"actor": _rows_batch(actor_rows + critic_rows, cap, self.pad_id, n=len(problems))}
     if not self.role_cfgs["critic"].trained:
       out.pop("critic", None)
     return out
