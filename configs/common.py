@@ -1,6 +1,7 @@
 """Shared config blocks: the tiny CPU model and the real-model shapes. Each experiment file starts
 from `base_config(variant)` and sets what makes it that method."""
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 VARIANTS = ("tiny", "qwen2.5-1.5b", "gemma2-2b")
 
@@ -47,17 +48,21 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
   c.roles = cd()            # none: one 'policy' role from model / optim / rollout (README)
   c.model = cd(tiny_model())
   c.mesh = cd(dict(data=-1, fsdp=1, tensor=1, distributed=False))
-  c.task = cd(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False, check_total=True, path=None,
-                   split="train"))
-  c.tokenizer = cd(dict(kind="train_spm", path=None, vocab_size=64, corpus_size=20_000, chat_template=False))
-  c.warmup = cd(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=None, data="repeat", data_args=cd()))
+  # Path fields default to None as typed placeholders, so `--config.task.path=...` can set them
+  # (ml_collections refuses to override a plain None).
+  c.task = cd(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False, check_total=True,
+                   path=placeholder(str), split="train"))
+  c.tokenizer = cd(dict(kind="train_spm", path=placeholder(str), vocab_size=64, corpus_size=20_000,
+                        chat_template=False))
+  c.warmup = cd(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=placeholder(str), data="repeat",
+                     data_args=cd()))
   c.rollout = cd(dict(prompts_per_step=16, group_size=8, max_prompt_len=16, max_new_tokens=48, temperature=1.0,
                       top_k=0, top_p=1.0))
   c.rl = cd(dict(
       advantage="grpo", ppo_epochs=1, num_minibatches=1, micro_batch_size=0,
       dynamic_sampling=False, max_gen_batches=1, overlong_filter=False, soft_overlong_cache=0,
-      loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=None, kl_estimator="k3",
-                kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=None, entropy_coef=0.0,
+      loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=placeholder(float), kl_estimator="k3",
+                kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=placeholder(int), entropy_coef=0.0,
                 kl_placement="loss")))
   c.optim = cd(dict(learning_rate=3e-4, warmup_steps=0, b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0))
   c.train = cd(dict(steps=100, log_every=1, eval_every=25, eval_prompts=256, checkpoint_every=25, keep_checkpoints=2,

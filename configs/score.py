@@ -22,6 +22,8 @@ Variants:
 """
 import ml_collections
 
+from ml_collections.config_dict import placeholder
+
 from configs import common
 
 
@@ -56,7 +58,7 @@ def get_config(arg: str = "tiny"):
   # samples (k1's is zero-mean noise; see critjax/rl/kl.py). beta is per token (beta2 on turn 1 in Stage I).
   c.rl.loss.kl_estimator = "k2"
   c.recipe_args.update(dict(template="toy" if arg == "tiny" else "math", attempts=2, alpha=10.0,
-                            beta1=0.01, beta2=0.1, stage1_steps=None, shaping=True))
+                            beta1=0.01, beta2=0.1, stage1_steps=placeholder(int), shaping=True))
   if arg == "tiny":
     # Toy-task design (stated, not tuned per seed): a fifth of warm-up episodes are correction
     # demonstrations on synthetic slips, so the base model knows what "correct the attempt" means

@@ -18,6 +18,11 @@ from critjax.sampling.token_choice import SamplingConfig
 from critjax.sharding import MeshConfig
 
 
+def _require(ok: bool, message: str):
+  if not ok:
+    raise ValueError(message)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
   name: str = "arithmetic"          # arithmetic | gsm8k | math500 | humaneval
@@ -71,6 +76,9 @@ class WarmupConfig:
   data_args: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
+    _require(self.steps >= 0, f"steps={self.steps} must be >= 0 (0 = no warm-up)")
+    _require(self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1")
+    _require(self.learning_rate > 0, f"learning_rate={self.learning_rate} must be > 0 (a negative one climbs the loss)")
     from critjax.data.toy_warmup import make_builder
     make_builder(self.data, dict(self.data_args))      # unknown builder or field: named here, at start-up
 
@@ -86,8 +94,11 @@ class RolloutConfig:
   top_p: float = 1.0
 
   def __post_init__(self):
-    if self.group_size < 1 or self.prompts_per_step < 1:
-      raise ValueError("rollout.group_size and rollout.prompts_per_step must be >= 1")
+    for f in ("prompts_per_step", "group_size", "max_prompt_len", "max_new_tokens"):
+      _require(getattr(self, f) >= 1, f"{f}={getattr(self, f)} must be >= 1")
+    _require(self.temperature >= 0, f"temperature={self.temperature} must be >= 0 (0 = greedy)")
+    _require(self.top_k >= 0, f"top_k={self.top_k} must be >= 0 (0 = off)")
+    _require(0 < self.top_p <= 1, f"top_p={self.top_p} must be in (0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +131,15 @@ class TrainConfig:
   checkpoint_every: int = 25
   keep_checkpoints: int = 2
   max_skipped_steps: int = 10       # consecutive skipped (non-finite / failed reward) steps before stopping
+
+  def __post_init__(self):
+    _require(self.steps >= 0, f"steps={self.steps} must be >= 0 (RL steps; 0 = a warm-up-only run)")
+    for f in ("log_every", "eval_every", "checkpoint_every", "eval_prompts"):
+      _require(getattr(self, f) >= 1, f"{f}={getattr(self, f)} must be >= 1")
+    # 0 would let orbax delete every checkpoint already saved, this run's included.
+    _require(self.keep_checkpoints >= 1, f"keep_checkpoints={self.keep_checkpoints} must be >= 1")
+    _require(self.max_skipped_steps >= 0, f"max_skipped_steps={self.max_skipped_steps} must be >= 0")
+
 
 
 ROLE_INITS = ("random", "hf", "copy", "checkpoint")

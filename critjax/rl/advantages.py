@@ -21,6 +21,8 @@ AdvantageFn = Callable[[jnp.ndarray, Optional[jnp.ndarray]], jnp.ndarray]
 ADVANTAGES: Registry[AdvantageFn] = Registry("advantage")
 
 GRPO_EPS = 1e-6  # verl `compute_grpo_outcome_advantage` epsilon
+# Estimators baselined within the group: with one response per group every advantage is 0.
+GROUP_BASELINED = ("grpo", "dr_grpo", "rloo")
 
 
 def _prepare(rewards_bg, valid_bg):

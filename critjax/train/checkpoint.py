@@ -15,6 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from critjax.config import ExperimentConfig
+from critjax.train.files import write_atomic
 
 # Sections of the config a resumed run may change (how long, how often) without being another experiment.
 RESUMABLE_SECTIONS = ("train",)
@@ -40,28 +41,36 @@ def _with_defaults(saved: dict, defaults: dict) -> dict:
 
 
 def check_workdir(workdir: Path, config_json: str, *, write: bool = True) -> bool:
-  """Checks an existing workdir holds the same experiment; writes config.json when `write`.
+  """Checks an existing workdir holds the same experiment; writes config.json (atomically) when `write`.
 
   Returns True when the workdir already held a matching config (a resume). The trainer checks
-  first and writes only after the rest of the config validated, so a config that fails validation
-  leaves nothing behind that would block its corrected rerun."""
-  workdir.mkdir(parents=True, exist_ok=True)
+  first and writes only once the run has started, so a config that fails validation (or a start
+  that fails) leaves nothing behind that would block its corrected rerun. A workdir holding
+  checkpoints but no config.json is refused: they are not this run's to resume from or delete."""
   path = workdir / "config.json"
   new = json.loads(config_json)
   if not path.exists():
+    ckpts = workdir / "checkpoints"
+    if ckpts.is_dir() and any(ckpts.iterdir()):
+      raise ValueError(f"{ckpts} holds checkpoints but {path} is missing: not a run this config can resume "
+                       f"(nothing was changed); use a new --workdir")
     if write:
-      path.write_text(config_json)
+      write_atomic(path, config_json)
     return False
+  try:
+    saved = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e}); nothing was changed") from None
   # A field the workdir's config lacks was added to the code after that run; the run behaved as
   # its default does, so the default stands in (any other value is a different experiment).
-  old = _with_defaults(json.loads(path.read_text()), json.loads(ExperimentConfig().to_json()))
+  old = _with_defaults(saved, json.loads(ExperimentConfig().to_json()))
   strip = lambda d: {k: v for k, v in d.items() if k not in RESUMABLE_SECTIONS}
   diffs = _diff(strip(old), strip(new), "config")
   if diffs:
     raise ValueError(f"workdir {workdir} holds a checkpoint of a different experiment; differing fields:\n  "
                      + "\n  ".join(diffs[:20]) + "\nUse a new --workdir (nothing there was changed).")
   if write:
-    path.write_text(config_json)  # train.* may change (e.g. more steps)
+    write_atomic(path, config_json)  # train.* may change (e.g. more steps)
   return True
 
 
@@ -76,8 +85,16 @@ class Checkpointer:
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
 
-  def save(self, step: int, state, *, force: bool = False):
-    self.manager.save(step, args=ocp.args.StandardSave(state), force=force)
+  def save(self, step: int, state, *, force: bool = False, log_rows: Optional[int] = None):
+    """`log_rows`: how many rows metrics.jsonl held when this state was saved; a resume from this
+    step cuts the log back to them (rows after it are written again by the resumed run)."""
+    meta = None if log_rows is None else {"metrics_rows": int(log_rows)}
+    self.manager.save(step, args=ocp.args.StandardSave(state), force=force, custom_metadata=meta)
+
+  def log_rows(self, step: int) -> Optional[int]:
+    """The metrics.jsonl rows saved with checkpoint `step` (None for checkpoints written without)."""
+    meta = self.manager.metadata(step)
+    return (getattr(meta, "custom_metadata", None) or {}).get("metrics_rows")
 
   def restore(self, state_like, shardings=None, step: Optional[int] = None):
     """Restore into the structure of `state_like`, placing leaves with `shardings` when given."""

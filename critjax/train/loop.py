@@ -32,11 +32,13 @@ from critjax.config import ExperimentConfig
 from critjax.data.tasks import make_task
 from critjax.data.templates import get_template
 from critjax.models import decoder
+from critjax.rl.advantages import GROUP_BASELINED
 from critjax.rl.phases import Phase, ResetOptimizer, ResetReference, Snapshot, check_hooks, reference_name
 from critjax.rl.recipes import RECIPES
 from critjax.train import tokenizer_setup
 from critjax.train.checkpoint import Checkpointer, check_workdir, load_role_params
 from critjax.train.metrics import MetricWriter
+from critjax.train.preemption import Preempted, StopRequests
 from critjax.train.state import make_optimizer, new_state, state_shardings
 from critjax.train.update import RoleSpec, sequence_logprobs, update_step
 
@@ -66,7 +68,28 @@ def build(cfg: ExperimentConfig, workdir: Path, *, warmup: bool = True):
   template = get_template(cfg.recipe_args.get("template", task.template))
   recipe = RECIPES.get(cfg.recipe)(cfg, task, tokenizer, template)
   phases = run_phases(cfg, recipe, warmup=warmup)
+  check_batches(cfg, recipe, phases)
   return dict(mesh=mesh, task=task, tokenizer=tokenizer, recipe=recipe, phases=phases, roles=roles)
+
+
+def check_batches(cfg: ExperimentConfig, recipe, phases: list[Phase]):
+  """Settings that only fail together, checked at start-up: a failure after the warm-up would lose it."""
+  if not sum(p.steps for p in phases):
+    raise ValueError("nothing to run: config.train.steps=0 and no warm-up steps (config.warmup.steps)")
+  n, m = cfg.rl.num_minibatches, cfg.rl.micro_batch_size
+  for role, rows in recipe.rows_per_step().items():
+    where = (f"the {rows} rows role {role!r} trains on per RL step "
+             f"(rollout.prompts_per_step={cfg.rollout.prompts_per_step} x rollout.group_size={cfg.rollout.group_size})")
+    if rows % n:
+      raise ValueError(f"config.rl.num_minibatches={n} does not divide {where}")
+    if m and (rows // n) % m:
+      raise ValueError(f"config.rl.micro_batch_size={m} does not divide the mini-batch of {rows // n} rows "
+                       f"({where} / rl.num_minibatches={n})")
+  uses_advantage = "policy" in recipe.loss_kinds().values() and cfg.train.steps > 0
+  if uses_advantage and cfg.rollout.group_size == 1 and cfg.rl.advantage in GROUP_BASELINED:
+    raise ValueError(f"config.rollout.group_size=1 with config.rl.advantage={cfg.rl.advantage!r}: a group of one "
+                     f"has no baseline, so every advantage (and gradient) is 0; use group_size >= 2 or "
+                     f"rl.advantage='reinforce'")
 
 
 def run_phases(cfg: ExperimentConfig, recipe, *, warmup: bool = True) -> list[Phase]:
@@ -238,26 +261,52 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
           init_params=None) -> RunResult:
   """Runs (or resumes) the experiment in `workdir`.
 
+  Everything is validated and built before the workdir is written: config.json and a trained
+  tokenizer are written (atomically) only once the run has started, so a start that fails never
+  blocks its corrected rerun. SIGTERM / SIGINT end the run after the current step with a
+  checkpoint of it (`Preempted`, see critjax/train/preemption.py); writers are closed on every exit.
   `stop_after` ends this invocation after that many RL steps (tests use it to simulate an
   interruption). `init_params` starts the policy from given parameters instead of init + warm-up
   (ablation sweeps share one warm-up across methods); they also become the reference."""
   workdir = Path(workdir)
   check_workdir(workdir, cfg.to_json(), write=False)   # another experiment's workdir: stop here
   parts = build(cfg, workdir, warmup=init_params is None)   # validates the rest (roles, recipe args, vocab)
-  check_workdir(workdir, cfg.to_json())
   mesh, task, recipe, phases, roles = (parts[k] for k in ("mesh", "task", "recipe", "phases", "roles"))
-  writer = MetricWriter(workdir)
-  ckpt = Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
   sh.log_mesh(mesh)
-
   params, axes = init_roles(cfg, mesh, roles, given=None if init_params is None else {"policy": init_params})
   trainer = Trainer(cfg, recipe, roles, mesh)
   state = trainer.initial_state(params, axes, phases)
   del params
+  # The run has started: from here on the workdir is this run's.
+  tokenizer_setup.save_tokenizer(parts["tokenizer"], workdir)
+  check_workdir(workdir, cfg.to_json())
+  ckpt = Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
+  keep_rows = 0                  # no checkpoint: the run starts over, and so does its log
   if ckpt.latest_step() is not None:
+    keep_rows = ckpt.log_rows(ckpt.latest_step())
     state = ckpt.restore(state, trainer.shardings)
     logging.info("resumed from step %d", int(state.step))
+  writer = MetricWriter(workdir, keep_rows=keep_rows)
+  bar = None
+  try:
+    with StopRequests() as stop:
+      bar = tqdm(total=sum(p.steps for p in phases), initial=int(state.step), desc=cfg.name, unit="step",
+                 dynamic_ncols=True)
+      state, last_eval = _run(cfg, workdir, task, recipe, trainer, phases, state, ckpt, writer, bar, stop, stop_after)
+  finally:
+    if bar is not None:
+      bar.close()
+    ckpt.close()         # waits for a checkpoint still being written
+    writer.close()
+    task.close()
+  trained = {n: r.params for n, r in state.roles.items()}
+  policy = trainer.params_view(state).get("policy")
+  return RunResult(eval=last_eval, params=policy, roles=trained)
 
+
+def _run(cfg, workdir, task, recipe, trainer: Trainer, phases, state, ckpt, writer, bar, stop, stop_after):
+  """The steps of every phase from the state's step on; returns (state, the last evaluation)."""
+  mesh = trainer.mesh
   starts = np.cumsum([0] + [p.steps for p in phases])
   sft_steps = sum(p.steps for p in phases if p.kind == "sft")    # the warm-up comes first
   rl_phases = [p for p in phases if p.kind == "rl"]
@@ -266,7 +315,14 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   start = int(state.step)
   last_eval: dict = {}
   skipped_in_a_row = 0
-  bar = tqdm(total=total, initial=start, desc=cfg.name, unit="step", dynamic_ncols=True)
+  saved = ckpt.latest_step()
+
+  def save(step: int, force: bool = False):
+    nonlocal saved
+    if saved != step:
+      ckpt.save(step, state, force=force, log_rows=writer.rows)
+      saved = step
+
   for step in range(start, total):
     i = int(np.searchsorted(starts, step, side="right")) - 1
     phase = phases[i]
@@ -276,58 +332,30 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     if phase.kind == "sft":
       state = _warmup_step(cfg, recipe, trainer, state, phase, step, mesh, writer, bar)
       if step + 1 == starts[i + 1]:
-        ckpt.save(step + 1, state, force=True)    # the warm-up is never redone
-      bar.update(1)
-      continue
-    if step == sft_steps:  # the "before" number every comparison needs
-      last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, 0)
-    t0 = time.perf_counter()
-    stream = ProblemStream(task, cfg.seed, int(state.data_index))
-    problems = stream.take(cfg.rollout.prompts_per_step)
-    rng, key = jax.random.split(state.rng)
-    try:
-      collected = recipe.collect(trainer.params_view(state), problems, key, refill=stream.take)
-    except Exception as e:  # a raising reward function: skip this update, count it, keep going
-      logging.error("step %d: rollout/reward failed (%s: %s); update skipped", step + 1 - sft_steps,
-                    type(e).__name__, e)
-      collected = None
-    t_roll = time.perf_counter() - t0
-    metrics: dict = {"phase": rl_phases.index(phase)}
-    if collected is None:
-      metrics.update(skipped=1.0, reward_errors=1.0)
+        save(step + 1, force=True)    # the warm-up is never redone
     else:
-      batches = collected.batches
-      for role in recipe.references():
-        if role in batches:
-          batches[role]["ref_logp"] = trainer.ref_logprobs(state, role, batches[role]["tokens"])
-      np_rng = np.random.default_rng([cfg.seed, step - sft_steps])
-      update = trainer.update(phase)
-      for _ in range(cfg.rl.ppo_epochs):
-        split = {r: _split_minibatches(b, cfg.rl.num_minibatches, np_rng, collected.group_rows, r)
-                 for r, b in batches.items()}
-        for j in range(cfg.rl.num_minibatches):
-          state, m = update(state, {r: _put_batch(mbs[j], mesh) for r, mbs in split.items()})
-      metrics.update({k: float(v) for k, v in m.items()}, **collected.metrics, reward_errors=0.0)
-    state = state.replace(step=state.step + 1, data_index=state.data_index + stream.taken, rng=rng)
-    dt = time.perf_counter() - t0
-    metrics.update(step_seconds=dt, rollout_seconds=t_roll, update_seconds=dt - t_roll,
-                   tokens_per_second=metrics.get("generated_tokens", 0) / max(t_roll, 1e-9))
-    done = step + 1 - sft_steps            # RL steps done: what metrics, evals and cadences count
-    skipped_in_a_row = skipped_in_a_row + 1 if metrics.get("skipped", 0) > 0 else 0
-    if done % cfg.train.log_every == 0 or step + 1 == total or skipped_in_a_row:
-      writer.write(done, metrics)
-    if skipped_in_a_row > cfg.train.max_skipped_steps:
-      ckpt.close()
-      raise StepFailed(f"{skipped_in_a_row} consecutive steps skipped (non-finite loss or failing reward) "
-                       f"at step {done}; last checkpoint kept at step {ckpt.latest_step()}")
-    if done % cfg.train.eval_every == 0 or step + 1 == total:
-      last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, done)
-    if done % cfg.train.checkpoint_every == 0 or step + 1 == total:
-      ckpt.save(step + 1, state)
+      if step == sft_steps:  # the "before" number every comparison needs
+        last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, 0)
+      state, metrics = _rl_step(cfg, recipe, trainer, state, phase, step - sft_steps, rl_phases.index(phase))
+      done = step + 1 - sft_steps            # RL steps done: what metrics, evals and cadences count
+      skipped_in_a_row = skipped_in_a_row + 1 if metrics.get("skipped", 0) > 0 else 0
+      if done % cfg.train.log_every == 0 or step + 1 == total or skipped_in_a_row:
+        writer.write(done, metrics)
+      if skipped_in_a_row > cfg.train.max_skipped_steps:
+        raise StepFailed(f"{skipped_in_a_row} consecutive steps skipped (non-finite loss or failing reward) "
+                         f"at step {done}; last checkpoint kept at step {saved}")
+      if done % cfg.train.eval_every == 0 or step + 1 == total:
+        last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, done)
+      if done % cfg.train.checkpoint_every == 0 or step + 1 == total:
+        save(step + 1)
+      bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.3f}",
+                      acc=f"{next((last_eval[k] for k in ('accuracy', 'acc_t2', 'acc_after') if k in last_eval), float('nan')):.3f}")
     bar.update(1)
-    bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.3f}",
-                    acc=f"{next((last_eval[k] for k in ('accuracy', 'acc_t2', 'acc_after') if k in last_eval), float('nan')):.3f}")
-    if stop_after is not None and step + 1 - max(start, sft_steps) >= stop_after:
+    if stop.signum is not None:
+      save(step + 1, force=True)
+      ckpt.wait()
+      raise Preempted(stop.signum, step + 1, workdir)
+    if stop_after is not None and phase.kind == "rl" and step + 1 - max(start, sft_steps) >= stop_after:
       break
   if not last_eval:
     # Nothing evaluated in this invocation: a run with no RL steps (a warm-up-only base) evaluates
@@ -335,13 +363,42 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
     last_eval = last_logged_eval(workdir) if start >= total else {}
     if not last_eval:
       last_eval = _evaluate(recipe, trainer, state, eval_problems, writer, max(total - sft_steps, 0))
-  bar.close()
-  ckpt.close()
-  writer.close()
-  task.close()
-  trained = {n: r.params for n, r in state.roles.items()}
-  policy = trainer.params_view(state).get("policy")
-  return RunResult(eval=last_eval, params=policy, roles=trained)
+  return state, last_eval
+
+
+def _rl_step(cfg, recipe, trainer: Trainer, state, phase: Phase, rl_step: int, phase_index: int):
+  """One RL step (`rl_step` RL steps done before it): episodes -> batches -> the update; (state, metrics)."""
+  t0 = time.perf_counter()
+  stream = ProblemStream(recipe.task, cfg.seed, int(state.data_index))
+  problems = stream.take(cfg.rollout.prompts_per_step)
+  rng, key = jax.random.split(state.rng)
+  try:
+    collected = recipe.collect(trainer.params_view(state), problems, key, refill=stream.take)
+  except Exception as e:  # a raising reward function: skip this update, count it, keep going
+    logging.error("step %d: rollout/reward failed (%s: %s); update skipped", rl_step + 1, type(e).__name__, e)
+    collected = None
+  t_roll = time.perf_counter() - t0
+  metrics: dict = {"phase": phase_index}
+  if collected is None:
+    metrics.update(skipped=1.0, reward_errors=1.0)
+  else:
+    batches = collected.batches
+    for role in recipe.references():
+      if role in batches:
+        batches[role]["ref_logp"] = trainer.ref_logprobs(state, role, batches[role]["tokens"])
+    np_rng = np.random.default_rng([cfg.seed, rl_step])
+    update = trainer.update(phase)
+    for _ in range(cfg.rl.ppo_epochs):
+      split = {r: _split_minibatches(b, cfg.rl.num_minibatches, np_rng, collected.group_rows, r)
+               for r, b in batches.items()}
+      for j in range(cfg.rl.num_minibatches):
+        state, m = update(state, {r: _put_batch(mbs[j], trainer.mesh) for r, mbs in split.items()})
+    metrics.update({k: float(v) for k, v in m.items()}, **collected.metrics, reward_errors=0.0)
+  state = state.replace(step=state.step + 1, data_index=state.data_index + stream.taken, rng=rng)
+  dt = time.perf_counter() - t0
+  metrics.update(step_seconds=dt, rollout_seconds=t_roll, update_seconds=dt - t_roll,
+                 tokens_per_second=metrics.get("generated_tokens", 0) / max(t_roll, 1e-9))
+  return state, metrics
 
 
 def _warmup_step(cfg, recipe, trainer: Trainer, state, phase: Phase, step: int, mesh, writer, bar):

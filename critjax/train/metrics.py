@@ -1,12 +1,22 @@
 """Metric writers: `metrics.jsonl` (one JSON object per logged step, with `step`) and TensorBoard
-event files (tensorboardX: no TensorFlow needed)."""
+event files (tensorboardX: no TensorFlow needed).
+
+`metrics.jsonl` is the record; TensorBoard is a view of it. A resumed run opens the writer with
+the number of rows its checkpoint was saved with: the rows after it (written by the interrupted
+run past its last checkpoint, and written again now) are cut, and the TensorBoard events are
+rewritten from the kept rows into one event file, so the log has no duplicated step and nothing
+is lost (tensorboardX also buffers events a kill would drop).
+"""
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+
+from critjax.train.files import write_atomic
 
 
 def to_python(metrics: dict) -> dict:
@@ -18,32 +28,59 @@ def to_python(metrics: dict) -> dict:
 
 
 class MetricWriter:
-  def __init__(self, workdir: str | Path, *, tensorboard: bool = True):
+  """`keep_rows`: rows of an existing metrics.jsonl to keep (a resume); None keeps them all."""
+
+  def __init__(self, workdir: str | Path, *, tensorboard: bool = True, keep_rows: Optional[int] = None):
     self.workdir = Path(workdir)
     self.workdir.mkdir(parents=True, exist_ok=True)
-    self._jsonl = open(self.workdir / "metrics.jsonl", "a")
+    path = self.workdir / "metrics.jsonl"
+    lines = _complete_lines(path)
+    kept = lines if keep_rows is None else lines[:keep_rows]
+    if len(kept) != len(lines) or (path.exists() and path.read_bytes() != "".join(kept).encode()):
+      write_atomic(path, "".join(kept))   # also drops a row torn by a kill
+    self.rows = len(kept)
+    self._jsonl = open(path, "a")
     self._tb = None
     if tensorboard:
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
+      tb_dir = self.workdir / "tensorboard"
+      for f in tb_dir.glob("events.out.tfevents.*") if tb_dir.is_dir() else []:
+        f.unlink()           # this run's own view, rebuilt from the kept rows below
+      self._tb = SummaryWriter(str(tb_dir))
+      for line in kept:
+        row = json.loads(line)
+        self._add_scalars(row.pop("step"), row)
+      self._tb.flush()
+
+  def _add_scalars(self, step: int, row: dict):
+    for k, v in row.items():
+      if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        self._tb.add_scalar(k, v, step)
 
   def write(self, step: int, metrics: dict, prefix: str = ""):
     m = to_python(metrics)
     row = {"step": int(step), **{f"{prefix}{k}": v for k, v in m.items()}}
     self._jsonl.write(json.dumps(row) + "\n")
     self._jsonl.flush()
+    self.rows += 1
     if self._tb is not None:
-      for k, v in m.items():
-        if isinstance(v, (int, float)) and math.isfinite(v):
-          self._tb.add_scalar(f"{prefix}{k}", v, step)
+      self._add_scalars(int(step), {k: v for k, v in row.items() if k != "step"})
       self._tb.flush()
 
   def close(self):
-    self._jsonl.close()
+    if not self._jsonl.closed:
+      self._jsonl.close()
     if self._tb is not None:
       self._tb.close()
+      self._tb = None
+
+
+def _complete_lines(path: Path) -> list[str]:
+  """The file's newline-terminated lines (a final line without one was torn by a kill)."""
+  if not path.exists():
+    return []
+  return [line for line in path.read_text().splitlines(keepends=True) if line.endswith("\n") and line.strip()]
 
 
 def read_metrics(workdir: str | Path) -> list[dict]:
-  path = Path(workdir) / "metrics.jsonl"
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+  return [json.loads(line) for line in _complete_lines(Path(workdir) / "metrics.jsonl")]

@@ -1,30 +1,52 @@
 """Tokenizer for a run: trained on the task's corpus (toy tasks) or loaded from a file.
 
-A trained tokenizer is written to the workdir once; a resumed run loads that file, so its ids
-never change under a checkpoint.
+A trained tokenizer belongs to its run: it is trained in memory at start-up and written to the
+workdir (atomically, beside config.json) only once the run has started, so a start that fails
+leaves no tokenizer behind. A resumed run (the workdir's config.json matches) loads that file, so
+its ids never change under a checkpoint; a new run never reuses a file it finds, it trains its own.
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from critjax.data.spm_training import train_sentencepiece
 from critjax.data.templates import TEMPLATES
 from critjax.data.tokenizers import SentencePieceTokenizer, check_vocab, load_tokenizer  # noqa: F401
+from critjax.train.files import write_atomic
+
+FILENAME = "tokenizer.model"
 
 
 def build_tokenizer(cfg, task, workdir: Path):
   t = cfg.tokenizer
   if t.kind == "train_spm":
-    path = Path(workdir) / "tokenizer.model"
-    if not path.exists():
+    path = Path(workdir) / FILENAME
+    if (Path(workdir) / "config.json").exists():     # a resume: the run's own file
+      if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; the run in {workdir} was trained with it (its config.json "
+                                f"and checkpoints need the same ids)")
+      return SentencePieceTokenizer(path)
+    with tempfile.TemporaryDirectory() as tmp:
       # Template text (instructions, feedback prompts) is in the corpus so every piece is known.
       extra = []
       for name in [n for n in TEMPLATES.names() if n == task.template or n.endswith("_" + task.template)]:
         tpl = TEMPLATES.get(name)
         extra += [getattr(tpl, f) for f in ("correction_instruction", "critique_instruction",
                                            "refine_instruction", "vocabulary") if getattr(tpl, f, "")]
-      train_sentencepiece(task.corpus(cfg.seed + 104_729, t.corpus_size) + extra * 50, t.vocab_size, path)
-    return SentencePieceTokenizer(path)
+      trained = train_sentencepiece(task.corpus(cfg.seed + 104_729, t.corpus_size) + extra * 50, t.vocab_size,
+                                    Path(tmp) / FILENAME)
+      tok = SentencePieceTokenizer(trained)     # loaded into memory: the temporary file may go
+    tok.path = path                             # where `save_tokenizer` puts it when the run starts
+    tok.unsaved = True
+    return tok
   if t.kind == "spm":
     return SentencePieceTokenizer(t.path)
   return load_tokenizer(t.path)  # HF tokenizer.json or a model directory
+
+
+def save_tokenizer(tokenizer, workdir: Path):
+  """Writes a tokenizer trained for this run into its workdir (atomically); others are left where they are."""
+  if getattr(tokenizer, "unsaved", False):
+    write_atomic(Path(workdir) / FILENAME, tokenizer.serialized())
+    tokenizer.unsaved = False

@@ -110,6 +110,12 @@ class Recipe:
   def loss_kinds(self) -> dict[str, str]:
     return {r: self.loss_kind for r in self.trained_roles()}
 
+  def rows_per_step(self) -> dict[str, int]:
+    """Rows of each trained role's RL batch per step (every recipe so far: B prompts x G samples);
+    the loop checks mini- and micro-batch sizes against it before any compute."""
+    r = self.cfg.rollout
+    return {role: r.prompts_per_step * r.group_size for role in self.trained_roles()}
+
   # --- configuration -----------------------------------------------------------------------------
   def check_args(self, args: dict):
     extra = sorted(set(args) - {"template"})
