@@ -45,12 +45,22 @@ class SentencePieceTokenizer(Tokenizer):
   def __init__(self, path: str | Path):
     import sentencepiece as spm
     self.path = Path(path)
-    self._sp = spm.SentencePieceProcessor(model_file=str(self.path))
+    if not self.path.is_file():
+      raise FileNotFoundError(f"{self.path}: sentencepiece model file not found")
+    try:
+      self._sp = spm.SentencePieceProcessor(model_file=str(self.path))
+    except (RuntimeError, OSError) as e:   # "could not parse ModelProto": a torn or non-spm file
+      raise ValueError(f"{self.path}: not a valid sentencepiece model ({_one_line(e)}); "
+                       "truncated or corrupt file?") from None
     sp = self._sp
     self.vocab_size = sp.get_piece_size()
     ids = {"bos": sp.bos_id(), "eos": sp.eos_id(), "pad": sp.pad_id(), "unk": sp.unk_id()}
     self.bos_id, self.eos_id, self.pad_id = (ids[k] if ids[k] >= 0 else None for k in ("bos", "eos", "pad"))
     self.special_tokens = {f"{k}_token": sp.id_to_piece(v) for k, v in ids.items() if v >= 0}
+
+  def serialized(self) -> bytes:
+    """The .model file's bytes."""
+    return self._sp.serialized_model_proto()
 
   def encode(self, text, *, add_special_tokens=False):
     ids = self._sp.encode(text)
@@ -79,6 +89,24 @@ class SentencePieceTokenizer(Tokenizer):
     return None if i == self._sp.unk_id() and token != self._sp.id_to_piece(i) else i
 
 
+def _one_line(e: Exception) -> str:
+  return " ".join(str(e).split())
+
+
+def _read_json_object(f: Path) -> dict:
+  """tokenizer_config.json and the like: a torn or non-JSON file raises ValueError naming it."""
+  try:
+    out = json.loads(f.read_bytes().decode("utf-8"))
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{f}: not valid JSON (not UTF-8 text at byte {e.start}); corrupt file?") from None
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{f}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); "
+                     "torn or truncated file?") from None
+  if not isinstance(out, dict):
+    raise ValueError(f"{f}: expected a JSON object, got a JSON {type(out).__name__}")
+  return out
+
+
 def _token_text(v) -> Optional[str]:
   """tokenizer_config.json spells special tokens as strings or {'content': ...} dicts."""
   if isinstance(v, dict):
@@ -94,10 +122,15 @@ class HFTokenizer(Tokenizer):
     from tokenizers import Tokenizer as _Tok
     path = Path(path)
     self.path = path
-    self._tok = _Tok.from_file(str(path))
+    if not path.is_file():
+      raise FileNotFoundError(f"{path}: tokenizer file not found")
+    try:
+      self._tok = _Tok.from_file(str(path))
+    except Exception as e:   # tokenizers raises a bare Exception ("EOF while parsing a value at line 1 column 9")
+      raise ValueError(f"{path}: not a valid tokenizer.json ({_one_line(e)}); torn or truncated file?") from None
     if config is None:
       cfg_file = path.parent / "tokenizer_config.json"
-      config = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+      config = _read_json_object(cfg_file) if cfg_file.exists() else {}
     self.config = config
     vocab = self._tok.get_vocab(with_added_tokens=True)
     # Ids, not counts: added tokens may leave gaps, and the model's embedding must cover the top id.

@@ -1,7 +1,8 @@
 """Import and export Hugging Face checkpoints (config.json + *.safetensors) as critjax parameters.
 
 Import streams: every shard's header is read and checked against the expected tensor list first
-(names, shapes, dtypes, shard files), so a bad directory fails before any weight is read; then
+(names, shapes, dtypes, shard files, and each file's size against what its header says), so a bad
+directory, or a truncated shard or torn JSON file, fails naming the file before any weight is read; then
 each tensor is read alone, converted to critjax layout and dtype, and placed on its sharding.
 Host memory peaks at about two copies of the largest tensor (the read and its transposed,
 cast copy), never the whole model. With a `shardings` tree, each device receives only its slice
@@ -22,7 +23,7 @@ from typing import Any, Optional
 import jax
 import ml_dtypes
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from critjax.models import families
@@ -38,22 +39,43 @@ class CheckpointError(ValueError):
   """A checkpoint directory that does not match the model it claims to hold."""
 
 
+def _read_json_object(f: Path) -> dict:
+  """A JSON object from `f`; a torn, truncated or non-JSON file raises CheckpointError naming it."""
+  try:
+    text = f.read_bytes().decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise CheckpointError(f"{f}: not valid JSON (not UTF-8 text at byte {e.start}); corrupt file?") from None
+  if not text.strip():
+    raise CheckpointError(f"{f}: empty file, not valid JSON (an interrupted write?)")
+  try:
+    out = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise CheckpointError(f"{f}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); "
+                          "torn or truncated file?") from None
+  if not isinstance(out, dict):
+    raise CheckpointError(f"{f}: expected a JSON object, got a JSON {type(out).__name__}")
+  return out
+
+
 def read_hf_config(path: str | Path) -> dict:
   f = Path(path) / "config.json"
   if not f.exists():
     raise CheckpointError(f"{f} not found: not a Hugging Face model directory")
-  return json.loads(f.read_text())
+  return _read_json_object(f)
 
 
 def _shard_files(path: Path) -> list[Path]:
   """The safetensors files of a checkpoint: from the index when present, else model.safetensors."""
   index = path / INDEX_FILE
   if index.exists():
-    weight_map = json.loads(index.read_text())["weight_map"]
+    weight_map = _read_json_object(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+      raise CheckpointError(f"{index}: no 'weight_map' object of tensor name -> shard file name")
     files = sorted(set(weight_map.values()))
-    missing = [f for f in files if not (path / f).exists()]
+    missing = [f for f in files if not (path / f).is_file()]
     if missing:
-      raise CheckpointError(f"{path}: shard file(s) {missing} named in {INDEX_FILE} are missing")
+      more = f" ({len(missing)} of {len(files)} shards missing: {missing})" if len(missing) > 1 else ""
+      raise CheckpointError(f"{path / missing[0]}: shard file named in {INDEX_FILE} not found{more}")
     return [path / f for f in files]
   if (path / SINGLE_FILE).exists():
     return [path / SINGLE_FILE]
@@ -63,14 +85,42 @@ def _shard_files(path: Path) -> list[Path]:
   raise CheckpointError(f"{path}: no {SINGLE_FILE} or {INDEX_FILE} (only safetensors checkpoints are read)")
 
 
+def _check_file_size(file: Path) -> None:
+  """A safetensors file is an 8-byte header length, a JSON header whose `data_offsets` place every
+  tensor, then exactly those bytes: its size is known from the header alone, so a truncated (or
+  overlong) file is caught here, naming it, before any tensor is read."""
+  bad = f"{file}: truncated or corrupt safetensors file"
+  size = file.stat().st_size
+  with open(file, "rb") as fh:
+    n = int.from_bytes(fh.read(8), "little")
+    if size < 8:
+      raise CheckpointError(f"{bad} ({size} bytes, less than its 8-byte header length)")
+    if n > size - 8:
+      raise CheckpointError(f"{bad} (header length says {n} bytes, file has {size - 8} after it)")
+    raw = fh.read(n)
+  try:
+    header = json.loads(raw)
+    data = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+  except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    raise CheckpointError(f"{bad} (its {n}-byte header is not a valid safetensors header)") from None
+  if size - 8 - n != data:
+    raise CheckpointError(f"{bad} (header says {data} bytes of tensors, file has {size - 8 - n})")
+
+
 def _headers(files: list[Path]) -> dict[str, tuple[Path, tuple, str]]:
-  """tensor name -> (file, shape, dtype code), reading headers only."""
+  """tensor name -> (file, shape, dtype code), reading headers only; every file's size is checked
+  against its header first."""
+  for file in files:
+    _check_file_size(file)
   out = {}
   for file in files:
-    with safe_open(str(file), framework="np") as f:
-      for name in f.keys():
-        sl = f.get_slice(name)
-        out[name] = (file, tuple(sl.get_shape()), sl.get_dtype())
+    try:
+      with safe_open(str(file), framework="np") as f:
+        for name in f.keys():
+          sl = f.get_slice(name)
+          out[name] = (file, tuple(sl.get_shape()), sl.get_dtype())
+    except SafetensorError as e:
+      raise CheckpointError(f"{file}: corrupt safetensors file ({e})") from None
   return out
 
 
@@ -123,7 +173,11 @@ def import_hf(path: str | Path, *, shardings: Any = None, **cfg_overrides) -> tu
   for file, file_specs in by_file.items():
     with safe_open(str(file), framework="np") as f:
       for spec in file_specs:
-        x = f.get_tensor(spec.hf_name).astype(target, copy=False)   # cast while contiguous: fast
+        try:
+          x = f.get_tensor(spec.hf_name)
+        except SafetensorError as e:   # e.g. the file changed after its header was checked
+          raise CheckpointError(f"{file}: cannot read tensor {spec.hf_name!r} ({e})") from None
+        x = x.astype(target, copy=False)   # cast while contiguous: fast
         # Transpose through a same-width unsigned view: numpy's strided copy of ml_dtypes'
         # bfloat16 takes a slow generic path (1.5x the whole bf16 load on a 1B model).
         bits = np.dtype(f"u{target.itemsize}")
@@ -142,6 +196,13 @@ def _to_host(x) -> np.ndarray:
   return np.asarray(jax.device_get(x))
 
 
+def _write_text(f: Path, text: str) -> None:
+  """Write through a temporary file and rename, so an interrupted export never leaves a torn file."""
+  tmp = f.with_name(f.name + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, f)
+
+
 def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
               base_config: Optional[dict] = None, dtype: Optional[str] = None,
               max_shard_bytes: int = 5 * 2**30) -> Path:
@@ -150,7 +211,8 @@ def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
   `family`: HF model_type ('llama', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text').
   `base_config`: a config.json dict whose other fields (token ids, max positions) are kept.
   `dtype`: storage dtype (default cfg.param_dtype). Tensors are gathered one at a time; each shard is
-  held in host memory while written.
+  held in host memory while written. Every file is written to a temporary name and renamed, and
+  config.json comes last, so an interrupted export leaves no torn file and no config.json.
   """
   path = Path(path)
   path.mkdir(parents=True, exist_ok=True)
@@ -192,8 +254,10 @@ def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
   if jax.process_index() != 0:
     return path
   if n > 1:
-    (path / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+    _write_text(path / INDEX_FILE, json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
                                               indent=2))
+  elif (path / INDEX_FILE).exists():
+    (path / INDEX_FILE).unlink()   # an earlier sharded export's index would be read instead of model.safetensors
   hf = families.config_to_hf(cfg, fam, base_config, dtype=dtype)
-  (path / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True))
+  _write_text(path / "config.json", json.dumps(hf, indent=2, sort_keys=True))
   return path
