@@ -11,7 +11,7 @@ setup(
         "jax>=0.10",
         "flax>=0.10",
         "optax",
-        "orbax-checkpoint",
+        "orbax-checkpoint>=0.11",   # custom_metadata on saves (the metrics.jsonl position)
         "ml-collections",
         "sentencepiece",
         "tensorboardX",        # TensorBoard event files without TensorFlow

@@ -7,6 +7,10 @@ multi-token steps), S cache length, H query heads, K kv heads, G = H // K, D hea
 R = T * G query rows per kv head (padded to a power of two, at least 16 for the GPU's dot),
 P splits of the key axis.
 
+Query positions are given per query ((B, T), any values; or (B,) offsets for offset + arange(T)):
+each row is masked by its own query's position, and the visible key range is that of the row's
+smallest to largest position.
+
 One program per (split, b, kv head) processes all R = T * G query rows of that kv head at once,
 so each K/V tile is read from memory once for the whole group (GQA without repeating K/V, and
 the reason decode attention is bound by K/V bytes, not FLOPs). Splits take the key tiles
@@ -30,23 +34,21 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from kernels import backend, layout
-from kernels.masking import (NEG_INF, AttnParams, div, kv_block_range, pad_axis, pick_block,
-                             round_up, scores, visible)
+from kernels.masking import (NEG_INF, AttnParams, div, kv_block_range, pad_axis, pad_positions,
+                             pick_block, query_positions, round_up, scores, visible)
 
 MIN_ROWS = 16      # Triton's tl.dot needs at least 16 rows
 MAX_SPLITS = 64    # beyond this the combine's (P, R, D) partials cost more than they balance
 
 
-def _decode_kernel(qoff_ref, kvlen_ref, q_ref, k_ref, v_ref, acc_ref, m_ref, l_ref, *,
-                   p: AttnParams, group: int, t: int, block_k: int, n_kv_blocks: int,
-                   splits: int):
+def _decode_kernel(qmin_ref, qmax_ref, kvlen_ref, qpos_ref, q_ref, k_ref, v_ref, acc_ref, m_ref,
+                   l_ref, *, p: AttnParams, block_k: int, n_kv_blocks: int, splits: int):
   r, d = q_ref.shape
   split = pl.program_id(0)
-  q_off = qoff_ref[()]
   kv_len = kvlen_ref[()]
   q = q_ref[...]
-  q_pos = q_off + div(lax.broadcasted_iota(jnp.int32, (r, 1), 0), group)   # row = t * G + g
-  lo, hi = kv_block_range(q_off, q_off + t - 1, kv_len, p, block_k, n_kv_blocks)
+  q_pos = qpos_ref[...][:, None]               # (R, 1): row t * G + g has query t's position
+  lo, hi = kv_block_range(qmin_ref[()], qmax_ref[()], kv_len, p, block_k, n_kv_blocks)
   n_mine = div(jnp.maximum(hi - lo - split + splits - 1, 0), splits)  # tiles lo+split, +P, ...
 
   def body(n, carry):
@@ -98,7 +100,8 @@ def decode_attention(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
                      window: Optional[int] = None, block_k: Optional[int] = None,
                      splits: Optional[int] = None, interpret: Optional[bool] = None,
                      kv_layout: str = "bksd"):
-  """q (B, T, H, D) at positions q_offset[b] + t against the cache k, v, of which the first
+  """q (B, T, H, D) at positions q_offset[b] + t (q_offset (B,)), or q_offset[b, t] (a (B, T)
+  array of positions, any values), against the cache k, v, of which the first
   kv_len[b] (clamped to S) positions are written -> (B, T, H, D) in q's dtype. k, v are
   (B, K, S, D) for kv_layout 'bksd' (the default: the decoder's cache layout) or (B, S, K, D)
   for 'bskd'.
@@ -112,6 +115,8 @@ def decode_attention(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
   s, kh = layout.seq_heads(k.shape, kv_layout)
   g = h // kh
   backend.check_head_dim(d, interpret, shapes)
+  if t == 0:
+    return jnp.zeros(q_bthd.shape, q_bthd.dtype)
   cfg = backend.default_blocks("decode", d, interpret)
   # A tile size dividing S avoids copying the cache to pad it (keep S a multiple of 16).
   bk = pick_block(s, block_k or cfg["block_k"])
@@ -123,9 +128,11 @@ def decode_attention(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
   rows = max(MIN_ROWS, pl.next_power_of_2(t * g))
   q = q_bthd.reshape(b, t, kh, g, d).transpose(0, 2, 1, 3, 4).reshape(b, kh, t * g, d)
   q = pad_axis(q, 2, rows)                                            # (B, K, R, D)
+  q_pos = query_positions(q_offset_b, t)                              # (B, T)
+  row_pos = pad_positions(jnp.repeat(q_pos, g, axis=1), rows)         # (B, R): row t * G + g
   p = AttnParams(scale=float(scale), causal=causal, softcap=softcap, window=window)
-  kernel = functools.partial(_decode_kernel, p=p, group=g, t=t, block_k=bk,
-                             n_kv_blocks=n_kv_blocks, splits=n_splits)
+  kernel = functools.partial(_decode_kernel, p=p, block_k=bk, n_kv_blocks=n_kv_blocks,
+                             splits=n_splits)
   scalar = pl.BlockSpec((None,), lambda i, b_, h_: (b_,))
   cache = layout.tile_spec(kv_layout, sp, d, lambda i, b_, h_: (b_, h_, 0))   # (S, D) of one head
   part = lambda *tail: pl.BlockSpec((None, None, None) + tail,
@@ -133,7 +140,7 @@ def decode_attention(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
   acc, m, l = pl.pallas_call(
       kernel,
       grid=(n_splits, b, kh),
-      in_specs=[scalar, scalar,
+      in_specs=[scalar, scalar, scalar, pl.BlockSpec((None, rows), lambda i, b_, h_: (b_, 0)),
                 pl.BlockSpec((None, None, rows, d), lambda i, b_, h_: (b_, h_, 0, 0)),
                 cache, cache],
       out_specs=[part(rows, d), part(rows), part(rows)],
@@ -143,7 +150,8 @@ def decode_attention(q_bthd, k, v, q_offset_b, kv_len_b, *, scale: float,
       compiler_params=backend.compiler_params(interpret, num_warps=cfg["num_warps"],
                                               num_stages=cfg["num_stages"]),
       interpret=interpret, name="decode_attention",
-  )(q_offset_b.astype(jnp.int32), jnp.minimum(kv_len_b.astype(jnp.int32), s), q, k, v)
+  )(q_pos.min(axis=1), q_pos.max(axis=1), jnp.minimum(kv_len_b.astype(jnp.int32), s), row_pos,
+    q, k, v)
   out = _combine(acc, m, l)[:, :, :t * g]                             # (B, K, T*G, D)
   out = out.reshape(b, kh, t, g, d).transpose(0, 2, 1, 3, 4).reshape(b, t, h, d)
   return out.astype(q_bthd.dtype)

@@ -9,10 +9,17 @@ A query at absolute position p sees key s iff
 which is `critjax.models.attention.attention_mask` restated for tiles. The block ranges below let a
 kernel loop only over key blocks that hold a visible key, so blocks past a row's length or before
 its window cost nothing, rather than being loaded and masked.
+
+Query positions are arbitrary (B, T) integers: the mask uses each query's own position, and the
+block ranges use only the smallest and largest position of a query tile ([q_first, q_last]
+below), which bound every query of the tile whatever their order. For contiguous positions
+(offset + arange) these are the tile's first and last position, as before.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Optional
 
 import jax.numpy as jnp
@@ -32,10 +39,15 @@ class AttnParams:
   window: Optional[int] = None      # sliding window length
 
   def __post_init__(self):
-    if self.softcap is not None and self.softcap <= 0:
-      raise ValueError(f"softcap must be positive, got {self.softcap}")
-    if self.window is not None and self.window <= 0:
-      raise ValueError(f"window must be positive, got {self.window}")
+    if not (math.isfinite(self.scale) and self.scale > 0):
+      raise ValueError(f"scale must be a finite number > 0, got {self.scale}")
+    if self.softcap is not None and not (self.softcap > 0 and math.isfinite(self.softcap)):
+      raise ValueError(f"softcap must be a finite number > 0 or None (no soft-cap), got "
+                       f"{self.softcap}")
+    if self.window is not None and (isinstance(self.window, bool)
+                                    or not isinstance(self.window, numbers.Integral)
+                                    or self.window < 1):
+      raise ValueError(f"window must be an int >= 1 or None (no window), got {self.window!r}")
 
 
 def scores(q_rd, k_cd, p: AttnParams):
@@ -92,6 +104,48 @@ def full_block_range(q_first, q_last, kv_len, p: AttnParams, block_k: int, lo, h
     a = jnp.clip(div(jnp.maximum(q_last - p.window + block_k, 0), block_k), lo, hi)
   a = jnp.minimum(a, c)
   return jnp.asarray(a, jnp.int32), jnp.asarray(c, jnp.int32)
+
+
+def query_positions(q_pos, t: int):
+  """(B,) offsets (queries at offset + arange(T)) or (B, T) positions -> (B, T) int32 positions."""
+  q_pos = jnp.asarray(q_pos, jnp.int32)
+  if q_pos.ndim == 1:
+    return q_pos[:, None] + jnp.arange(t, dtype=jnp.int32)[None, :]
+  return q_pos
+
+
+def pad_positions(q_pos_bt, size: int):
+  """Pad (B, T) positions to (B, size) by repeating each row's last position, so padded query rows
+  (whose outputs are dropped) widen no tile's [min, max] position range."""
+  t = q_pos_bt.shape[1]
+  if t == size:
+    return q_pos_bt
+  return jnp.pad(q_pos_bt, ((0, 0), (0, size - t)), mode="edge")
+
+
+def tile_bounds(q_pos_bt, block: int):
+  """(B, N * block) positions -> ((B, N) smallest, (B, N) largest) position of each query tile."""
+  b, n = q_pos_bt.shape
+  tiles = q_pos_bt.reshape(b, n // block, block)
+  return tiles.min(axis=2), tiles.max(axis=2)
+
+
+def query_tile_ranges(q_min_bn, q_max_bn, kv_len_b, p: AttnParams, block_k: int, n_kv_blocks: int):
+  """For each (row, key tile): query tiles [lo, hi) (B, n_kv_blocks) int32 that may hold a query
+  seeing a key of the tile, from each query tile's position bounds. A tile inside [lo, hi) that
+  sees nothing (possible only for unsorted positions) is masked to zero by the kernel."""
+  n_q = q_min_bn.shape[1]
+  k_first = (jnp.arange(n_kv_blocks, dtype=jnp.int32) * block_k)[None, None, :]   # (1, 1, NK)
+  sees = k_first < kv_len_b[:, None, None]                                         # (B, 1, NK)
+  if p.causal:      # some query at or after the tile's first key
+    sees = sees & (k_first <= q_max_bn[:, :, None])
+  if p.window is not None:  # some query within the window of the tile's last key
+    sees = sees & (q_min_bn[:, :, None] - (k_first + block_k - 1) < p.window)
+  sees = jnp.broadcast_to(sees, (q_min_bn.shape[0], n_q, n_kv_blocks))
+  some = sees.any(axis=1)
+  lo = jnp.where(some, jnp.argmax(sees, axis=1), 0)
+  hi = jnp.where(some, n_q - jnp.argmax(sees[:, ::-1], axis=1), 0)
+  return lo.astype(jnp.int32), hi.astype(jnp.int32)
 
 
 def round_up(n: int, m: int) -> int:

@@ -13,8 +13,13 @@ import jax.numpy as jnp
 
 def reference_mask(q_offset_b, kv_len_b, t: int, s: int, *, causal: bool = True,
                    window: Optional[int] = None):
-  """-> bool (B, T, S): query t of row b (position q_offset[b] + t) sees key s."""
-  q_pos = q_offset_b[:, None, None] + jnp.arange(t)[None, :, None]
+  """-> bool (B, T, S): query t of row b (position q_offset[b] + t, or q_offset[b, t] when
+  q_offset is a (B, T) array of positions) sees key s."""
+  q_offset_b = jnp.asarray(q_offset_b)
+  if q_offset_b.ndim == 2:
+    q_pos = q_offset_b[:, :, None]
+  else:
+    q_pos = q_offset_b[:, None, None] + jnp.arange(t)[None, :, None]
   kv_pos = jnp.arange(s)[None, None, :]
   m = kv_pos < kv_len_b[:, None, None]
   if causal:

@@ -53,6 +53,12 @@ class ModelConfig:
     for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
       if getattr(self, name) <= 0:
         raise ValueError(f"model.{name} must be positive, got {getattr(self, name)}")
+    # None is "off"; 0 would be all-zero attention (window) or uniform attention (soft-cap).
+    if self.sliding_window is not None and self.sliding_window < 1:
+      raise ValueError(f"model.sliding_window={self.sliding_window} must be >= 1 or None (no window)")
+    for name in ("attn_logit_softcap", "final_logit_softcap"):
+      if getattr(self, name) is not None and not getattr(self, name) > 0:
+        raise ValueError(f"model.{name}={getattr(self, name)} must be > 0 or None (no soft-cap)")
 
   @property
   def group_size(self) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from critjax.files import write_atomic
 from critjax.models import families
 from critjax.models.config import ModelConfig
 
@@ -196,13 +197,6 @@ def _to_host(x) -> np.ndarray:
   return np.asarray(jax.device_get(x))
 
 
-def _write_text(f: Path, text: str) -> None:
-  """Write through a temporary file and rename, so an interrupted export never leaves a torn file."""
-  tmp = f.with_name(f.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, f)
-
-
 def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
               base_config: Optional[dict] = None, dtype: Optional[str] = None,
               max_shard_bytes: int = 5 * 2**30) -> Path:
@@ -254,10 +248,10 @@ def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
   if jax.process_index() != 0:
     return path
   if n > 1:
-    _write_text(path / INDEX_FILE, json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+    write_atomic(path / INDEX_FILE, json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
                                               indent=2))
   elif (path / INDEX_FILE).exists():
     (path / INDEX_FILE).unlink()   # an earlier sharded export's index would be read instead of model.safetensors
   hf = families.config_to_hf(cfg, fam, base_config, dtype=dtype)
-  _write_text(path / "config.json", json.dumps(hf, indent=2, sort_keys=True))
+  write_atomic(path / "config.json", json.dumps(hf, indent=2, sort_keys=True))
   return path

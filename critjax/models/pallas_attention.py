@@ -11,16 +11,24 @@ which is never transposed or copied on its way in. On a platform without a Palla
 (TPU for now) `attend` returns None and the dispatch in `attention.py` falls back to XLA with a
 one-line warning. On the CPU the kernels run in interpret mode: correct, slow, for tests.
 
-Contract with the decoder: query positions are contiguous per row, q_pos[b, t] = q_pos[b, 0] + t
-(the decoder builds them as start_b + arange(T)), so the kernels take q_offset = q_pos[:, 0].
+Query positions: the kernels take the (B, T) positions themselves and mask each query by its
+own position, so any positions give XLA's result: the decoder's contiguous start_b + arange(T),
+but also gaps, repeats, any order or packed rows whose positions restart. Only the set of key
+tiles a query tile visits is derived from the tile's smallest and largest position; for the
+contiguous positions of the decoder that is the set an offset gives, so the fast path costs
+nothing more than one (Q,) int32 load per tile. Unsorted positions may make a tile visit key tiles
+that none of its queries sees; those are masked (correct, only slower). The kernels used to take
+q_offset = q_pos[:, 0] and assume q_pos = q_offset + arange(T): under jit the positions are traced,
+so that could not be checked, and any other positions silently gave a result other than XLA's.
 """
 from __future__ import annotations
 
+import operator
 from typing import Optional
 
-import jax
-import numpy as np
+import jax.numpy as jnp
 
+from critjax.models import attention
 from kernels import backend, layout
 from kernels.decode_attention import decode_attention
 from kernels.flash_attention import flash_attention
@@ -30,42 +38,36 @@ DECODE_MAX_T = 16
 DECODE_MAX_ROWS = 128
 
 
-def _check(q_bthd, k, v, q_pos_bt, kv_len_b, kv_layout):
-  shapes = (f"q {q_bthd.shape}, k {k.shape}, v {v.shape}, q_pos {q_pos_bt.shape}, "
-            f"kv_len {kv_len_b.shape}, kv_layout {kv_layout!r}")
-  layout.check(kv_layout, f"({shapes})")
-  b, t, h, d = q_bthd.shape
-  s, kh = layout.seq_heads(k.shape, kv_layout)
-  if h % kh:
-    raise ValueError(f"attention: {h} query heads not divisible by {kh} kv heads ({shapes})")
-  if k.shape != v.shape or k.shape[0] != b or k.shape[3] != d:
-    raise ValueError(f"attention: q/k/v shapes disagree ({shapes})")
-  if q_pos_bt.shape != (b, t) or kv_len_b.shape != (b,):
-    raise ValueError(f"attention: q_pos must be (B, T)=({b}, {t}), kv_len (B,)=({b},) ({shapes})")
+def _check(q_bthd, k, v, q_pos_bt, kv_len_b, kv_layout, scale=1.0, softcap=None, window=None):
+  fn = "attention"
+  shapes = (f" (q {q_bthd.shape}, k {k.shape}, v {v.shape}, q_pos {q_pos_bt.shape}, "
+            f"kv_len {kv_len_b.shape}, kv_layout {kv_layout!r})")
+  s, _ = attention.check_inputs(fn, q_bthd, k, v, q_pos_bt, kv_len_b, scale=scale,
+                                softcap=softcap, window=window, kv_layout=kv_layout)
+  t = q_bthd.shape[1]
   if s < t:
-    raise ValueError(f"attention: cache of {s} positions shorter than the {t} queries ({shapes})")
+    raise ValueError(f"{fn}: cache of {s} positions shorter than the {t} queries{shapes}")
   # Concrete lengths (eager calls) can be checked against the cache; traced ones are clamped.
-  try:
-    kv_len = np.asarray(kv_len_b)
-  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-    kv_len = None
-  if kv_len is not None and kv_len.size and int(kv_len.max()) > s:
-    raise ValueError(f"attention: kv_len {kv_len.tolist()} exceeds the cache length {s} ({shapes})")
+  attention.check_kv_len_values(fn, kv_len_b, s, shapes)
   return shapes
 
 
 def attend(q_bthd, k, v, q_pos_bt, kv_len_b, *, scale: float, softcap: Optional[float] = None,
            window: Optional[int] = None, kv_layout: str = "bskd"):
   """Same arguments and result as `critjax.models.attention.xla_attention` (k, v (B, S, K, D)
-  for kv_layout 'bskd', (B, K, S, D) for 'bksd'); None when this platform has no Pallas path (the
-  caller then uses XLA)."""
+  for kv_layout 'bskd', (B, K, S, D) for 'bksd'), for any query positions; None when this
+  platform has no Pallas path (the caller then uses XLA)."""
   if not backend.supported():
     return None
-  _check(q_bthd, k, v, q_pos_bt, kv_len_b, kv_layout)
+  q_pos_bt, kv_len_b = jnp.asarray(q_pos_bt), jnp.asarray(kv_len_b)
+  _check(q_bthd, k, v, q_pos_bt, kv_len_b, kv_layout, scale, softcap, window)
   b, t, h, d = q_bthd.shape
   s, kh = layout.seq_heads(k.shape, kv_layout)
-  q_offset = q_pos_bt[:, 0]
-  kw = dict(scale=scale, softcap=softcap, window=window, kv_layout=kv_layout)
+  if t == 0:                                   # an empty chunk: nothing to launch
+    return jnp.zeros(q_bthd.shape, q_bthd.dtype)
+  kw = dict(scale=float(scale), softcap=None if softcap is None else float(softcap),
+            window=None if window is None else operator.index(window), kv_layout=kv_layout)
+  # The kernels take the positions themselves ((B, T), not an offset): see the module docstring.
   if t <= DECODE_MAX_T and t * (h // kh) <= DECODE_MAX_ROWS and s > t:
-    return decode_attention(q_bthd, k, v, q_offset, kv_len_b, **kw)
-  return flash_attention(q_bthd, k, v, q_offset, kv_len_b, **kw)
+    return decode_attention(q_bthd, k, v, q_pos_bt, kv_len_b, **kw)
+  return flash_attention(q_bthd, k, v, q_pos_bt, kv_len_b, **kw)

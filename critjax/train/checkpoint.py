@@ -15,7 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from critjax.config import ExperimentConfig
-from critjax.train.files import write_atomic
+from critjax.files import write_atomic
 
 # Sections of the config a resumed run may change (how long, how often) without being another experiment.
 RESUMABLE_SECTIONS = ("train",)

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from critjax.train.files import write_atomic
+from critjax.files import write_atomic
 
 
 def to_python(metrics: dict) -> dict:

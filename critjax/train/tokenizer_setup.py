@@ -13,7 +13,7 @@ from pathlib import Path
 from critjax.data.spm_training import train_sentencepiece
 from critjax.data.templates import TEMPLATES
 from critjax.data.tokenizers import SentencePieceTokenizer, check_vocab, load_tokenizer  # noqa: F401
-from critjax.train.files import write_atomic
+from critjax.files import write_atomic
 
 FILENAME = "tokenizer.model"
 
