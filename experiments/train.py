@@ -20,7 +20,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from critjax.config import from_configdict
-from critjax.train.loop import train
+from critjax.train.loop import prepare, train
 from critjax.train.preemption import Preempted
 from experiments.config_loading import load_config
 
@@ -95,7 +95,11 @@ def main(argv):
   except (TypeError, ValueError) as e:
     _fail(f"{config_flags.get_config_filename(flags.FLAGS[_CONFIG.name])}: {e}")
   try:
-    result = train(cfg, _WORKDIR.value)
+    prepared = prepare(cfg, _WORKDIR.value)   # bad input found here has changed nothing in the workdir
+  except (ValueError, OSError) as e:
+    _fail(e)
+  try:
+    result = train(cfg, _WORKDIR.value, prepared=prepared)
   except Preempted as e:     # SIGTERM / SIGINT: the step is checkpointed; the same command resumes
     print(e, file=sys.stderr)
     sys.exit(e.exit_code)

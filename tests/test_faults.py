@@ -153,3 +153,25 @@ def test_random_kills_and_a_sigterm_resume_exactly(tmp_path):
   assert summary["exact_resumes"] == summary["interruptions"] == 4, summary
   assert summary["corrupt_checkpoints"] == 0 and summary["duplicated_rows"] == 0, summary
   assert summary["final_equals_reference"], summary
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("over,named", [
+    (["--config.warmup.checkpoint={d}/no_model"], "config.warmup.checkpoint='{d}/no_model' is not a directory"),
+    (["--config.tokenizer.kind=spm", "--config.tokenizer.path={d}/no.model"], "{d}/no.model"),
+    (["--config.task.name=gsm8k", "--config.task.path={d}/no.jsonl"], "config.task.path='{d}/no.jsonl'"),
+    (["--config.rl.micro_batch_size=3"], "config.rl.micro_batch_size=3 does not divide"),
+], ids=["warmup.checkpoint", "tokenizer.path", "task.path", "micro_batch_size"])
+def test_path_fields_are_set_from_the_command_line_and_bad_input_is_one_line(tmp_path, over, named):
+  """Path fields default to None yet take a value from the command line (ml_collections refused to
+  override a None); what the run then finds wrong is one `error:` line, and the workdir stays empty."""
+  import subprocess
+  import sys
+  args = [a.format(d=tmp_path) for a in over]
+  out = subprocess.run([sys.executable, "-m", "experiments.train", "--config=configs/grpo.py:tiny",
+                        f"--workdir={tmp_path / 'w'}", *args], capture_output=True, text=True, timeout=300)
+  lines = out.stderr.strip().splitlines()
+  assert out.returncode == 2 and len(lines) == 1, out.stderr[-2000:]
+  assert lines[0].startswith("error: ") and named.format(d=tmp_path) in lines[0], lines
+  assert not (tmp_path / "w").exists()

@@ -7,6 +7,7 @@ kept in the train state, and scores completions with a reward in {0, 1}. Prompt 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -111,6 +112,8 @@ class Arithmetic(Task):
 
 
 def make_task(cfg) -> Task:
+  if cfg.path is not None and not Path(cfg.path).exists():
+    raise FileNotFoundError(f"config.task.path={cfg.path!r}: no such file or directory")
   return TASKS.get(cfg.name)(cfg)
 
 

@@ -257,9 +257,33 @@ def _optimizer(o):
                         weight_decay=o.weight_decay, grad_clip=o.grad_clip)
 
 
+@dataclasses.dataclass
+class Prepared:
+  """A run validated and built, nothing written yet (`prepare`); `train` starts it."""
+  parts: dict         # build()'s
+  trainer: "Trainer"
+  state: Any          # the initial TrainState, on its shardings
+  init_params: Any = None
+
+
+def prepare(cfg: ExperimentConfig, workdir: str | Path, *, init_params=None) -> Prepared:
+  """Everything a run needs before it writes to `workdir`: the workdir checked against this config,
+  every setting validated, the tokenizer, recipe, phases, every role's parameters and the initial
+  state built. A ValueError or OSError from here is bad input (the command line prints it in one
+  line); nothing in the workdir has changed."""
+  workdir = Path(workdir)
+  check_workdir(workdir, cfg.to_json(), write=False)   # another experiment's workdir: stop here
+  parts = build(cfg, workdir, warmup=init_params is None)   # validates the rest (roles, recipe args, vocab)
+  sh.log_mesh(parts["mesh"])
+  params, axes = init_roles(cfg, parts["mesh"], parts["roles"],
+                            given=None if init_params is None else {"policy": init_params})
+  trainer = Trainer(cfg, parts["recipe"], parts["roles"], parts["mesh"])
+  return Prepared(parts, trainer, trainer.initial_state(params, axes, parts["phases"]), init_params)
+
+
 def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[int] = None,
-          init_params=None) -> RunResult:
-  """Runs (or resumes) the experiment in `workdir`.
+          init_params=None, prepared: Optional[Prepared] = None) -> RunResult:
+  """Runs (or resumes) the experiment in `workdir` (from `prepared` when given, else `prepare`s it).
 
   Everything is validated and built before the workdir is written: config.json and a trained
   tokenizer are written (atomically) only once the run has started, so a start that fails never
@@ -269,14 +293,10 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   interruption). `init_params` starts the policy from given parameters instead of init + warm-up
   (ablation sweeps share one warm-up across methods); they also become the reference."""
   workdir = Path(workdir)
-  check_workdir(workdir, cfg.to_json(), write=False)   # another experiment's workdir: stop here
-  parts = build(cfg, workdir, warmup=init_params is None)   # validates the rest (roles, recipe args, vocab)
-  mesh, task, recipe, phases, roles = (parts[k] for k in ("mesh", "task", "recipe", "phases", "roles"))
-  sh.log_mesh(mesh)
-  params, axes = init_roles(cfg, mesh, roles, given=None if init_params is None else {"policy": init_params})
-  trainer = Trainer(cfg, recipe, roles, mesh)
-  state = trainer.initial_state(params, axes, phases)
-  del params
+  prepared = prepared or prepare(cfg, workdir, init_params=init_params)
+  parts, trainer, state = prepared.parts, prepared.trainer, prepared.state
+  prepared.state = None            # the update donates the state's buffers: one owner
+  task, recipe, phases = parts["task"], parts["recipe"], parts["phases"]
   # The run has started: from here on the workdir is this run's.
   tokenizer_setup.save_tokenizer(parts["tokenizer"], workdir)
   check_workdir(workdir, cfg.to_json())
