@@ -1,6 +1,7 @@
 """Writing run files so that a kill at any moment leaves either the old file or the new one."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -20,3 +21,21 @@ def write_atomic(path: str | Path, data: str | bytes):
   except BaseException:
     Path(tmp).unlink(missing_ok=True)
     raise
+
+
+def read_json_object(path: str | Path, error: type = ValueError) -> dict:
+  """A JSON object from `path`; a torn, truncated, empty or non-JSON file raises `error` naming it."""
+  path = Path(path)
+  try:
+    text = path.read_bytes().decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise error(f"{path}: not valid JSON (not UTF-8 text at byte {e.start}); corrupt file?") from None
+  if not text.strip():
+    raise error(f"{path}: empty file, not valid JSON (an interrupted write?)")
+  try:
+    out = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise error(f"{path}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); torn or truncated file?") from None
+  if not isinstance(out, dict):
+    raise error(f"{path}: expected a JSON object, got a JSON {type(out).__name__}")
+  return out

@@ -8,9 +8,10 @@ Neither backend imports torch or transformers; `tokenizers` is needed only for t
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Sequence
+
+from critjax.files import read_json_object
 
 # End-of-turn markers of the supported families (Qwen/ChatML, Llama 3, Gemma): a chat turn the
 # model writes ends at the first of these (or EOS).
@@ -93,20 +94,6 @@ def _one_line(e: Exception) -> str:
   return " ".join(str(e).split())
 
 
-def _read_json_object(f: Path) -> dict:
-  """tokenizer_config.json and the like: a torn or non-JSON file raises ValueError naming it."""
-  try:
-    out = json.loads(f.read_bytes().decode("utf-8"))
-  except UnicodeDecodeError as e:
-    raise ValueError(f"{f}: not valid JSON (not UTF-8 text at byte {e.start}); corrupt file?") from None
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{f}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); "
-                     "torn or truncated file?") from None
-  if not isinstance(out, dict):
-    raise ValueError(f"{f}: expected a JSON object, got a JSON {type(out).__name__}")
-  return out
-
-
 def _token_text(v) -> Optional[str]:
   """tokenizer_config.json spells special tokens as strings or {'content': ...} dicts."""
   if isinstance(v, dict):
@@ -130,7 +117,7 @@ class HFTokenizer(Tokenizer):
       raise ValueError(f"{path}: not a valid tokenizer.json ({_one_line(e)}); torn or truncated file?") from None
     if config is None:
       cfg_file = path.parent / "tokenizer_config.json"
-      config = _read_json_object(cfg_file) if cfg_file.exists() else {}
+      config = read_json_object(cfg_file) if cfg_file.exists() else {}
     self.config = config
     vocab = self._tok.get_vocab(with_added_tokens=True)
     # Ids, not counts: added tokens may leave gaps, and the model's embedding must cover the top id.

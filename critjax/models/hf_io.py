@@ -26,7 +26,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from critjax.files import write_atomic
+from critjax.files import read_json_object, write_atomic
 from critjax.models import families
 from critjax.models.config import ModelConfig
 
@@ -41,21 +41,7 @@ class CheckpointError(ValueError):
 
 
 def _read_json_object(f: Path) -> dict:
-  """A JSON object from `f`; a torn, truncated or non-JSON file raises CheckpointError naming it."""
-  try:
-    text = f.read_bytes().decode("utf-8")
-  except UnicodeDecodeError as e:
-    raise CheckpointError(f"{f}: not valid JSON (not UTF-8 text at byte {e.start}); corrupt file?") from None
-  if not text.strip():
-    raise CheckpointError(f"{f}: empty file, not valid JSON (an interrupted write?)")
-  try:
-    out = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise CheckpointError(f"{f}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); "
-                          "torn or truncated file?") from None
-  if not isinstance(out, dict):
-    raise CheckpointError(f"{f}: expected a JSON object, got a JSON {type(out).__name__}")
-  return out
+  return read_json_object(f, CheckpointError)
 
 
 def read_hf_config(path: str | Path) -> dict:
