@@ -30,3 +30,19 @@ def training_curves(rows: list[dict], path: str | Path, *, title: str = ""):
   fig.suptitle(title)
   fig.tight_layout()
   fig.savefig(str(path), dpi=100)
+
+
+def curves_png(curves: dict, path: str | Path, *, title: str = "", xlabel: str = "k", log_x: bool = True):
+  """Evaluation curves, one line each: name -> {"x": [...], "y": [...]} (e.g. accuracy vs samples k)."""
+  fig = Figure(figsize=(6, 4))
+  FigureCanvasAgg(fig)
+  ax = fig.subplots()
+  for name, c in curves.items():
+    ax.plot(c["x"], c["y"], marker="o", label=name)
+  if log_x:
+    ax.set_xscale("log", base=2)
+  ax.set_xlabel(xlabel)
+  ax.legend()
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(str(path), dpi=100)
