@@ -78,3 +78,29 @@ def test_bad_input_is_one_line(tmp_path, args, named):
 
 def test_every_benchmark_is_registered():
   assert "processbench" in BENCHES.names()
+
+
+@pytest.mark.parametrize("bench,subset", [("criticbench", None), ("judgebench", None), ("calibration", None),
+                                          ("scaling", "2")])
+def test_every_benchmark_runs_on_a_tiny_model(run_dir, tmp_path, bench, subset):
+  """Each benchmark end to end on 2 items (the tiny model's answers are noise: this checks the
+  plumbing, prompts, parsing and metrics, not a figure)."""
+  model = load_model(str(run_dir))
+  gen = Generator(model, tmp_path, batch_size=2, max_prompt_len=256, progress=False)
+  b = BENCHES.get(bench)()
+  items = b.load(2, subset)
+  assert len(items) == 2
+  result = b.run(gen, items, {"max_new_tokens": 8})
+  assert len(result.items) == 2 and result.metrics
+  assert all(isinstance(v, float) for v in result.metrics.values())
+
+
+def test_judgment_and_pair_parsers():
+  from critjax.eval.benches.calibration import parse_yes_no
+  from critjax.eval.benches.judges import parse_judgment, parse_pair
+  from critjax.eval.benches.scaling import final_answer
+  assert parse_judgment("... Judgment: incorrect.\nJudgment: correct") is True
+  assert parse_judgment("judgment: **Incorrect**") is False and parse_judgment("looks fine") is None
+  assert parse_pair("I pick [[B]]") == "B>A" and parse_pair("[[C]]") == "A=B" and parse_pair("B") is None
+  assert parse_yes_no("Answer: Yes\nConfidence: 80%") is True and parse_yes_no("yes") is None
+  assert final_answer("so 3 + 4 = 7. The answer is 1,234.") == "1234" and final_answer("x = 5 then 6") == "6"
