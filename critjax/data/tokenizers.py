@@ -128,6 +128,24 @@ class HFTokenizer(Tokenizer):
         self.token_to_id(self.special_tokens[k]) if k in self.special_tokens else None
         for k in ("bos_token", "eos_token", "pad_token"))
 
+  @classmethod
+  def from_tokenizer(cls, tok, config: dict, path: Optional[str | Path] = None) -> "HFTokenizer":
+    """An in-memory `tokenizers.Tokenizer` (e.g. one built from a GGUF file's metadata), with
+    `config` holding the special-token strings as tokenizer_config.json would; `path` names
+    the file it came from in error messages."""
+    self = cls.__new__(cls)
+    self.path = Path(path) if path is not None else None
+    self._tok = tok
+    self.config = dict(config)
+    vocab = tok.get_vocab(with_added_tokens=True)
+    self.vocab_size = max(vocab.values()) + 1
+    self.special_tokens = {k: _token_text(config[k]) for k in ("bos_token", "eos_token", "pad_token", "unk_token")
+                           if _token_text(config.get(k)) is not None}
+    self.bos_id, self.eos_id, self.pad_id = (
+        self.token_to_id(self.special_tokens[k]) if k in self.special_tokens else None
+        for k in ("bos_token", "eos_token", "pad_token"))
+    return self
+
   def encode(self, text, *, add_special_tokens=False):
     return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
 
