@@ -162,15 +162,16 @@ def test_model_defaults_and_gemma_flags_still_run(impl):
 
 def test_model_with_zero_window_or_softcap_raises_not_zeros():
   """A config that says sliding_window=0 / attn_logit_softcap=0 used to give all-zero attention
-  on its local layers / uniform attention; it now fails while tracing, naming the argument."""
-  tokens = jnp.ones((1, 6), jnp.int32)
-  for over, msg in ((dict(sliding_window=0, sliding_window_pattern=2), "window must be >= 1"),
-                    (dict(attn_logit_softcap=0.0), "softcap must be > 0")):
-    cfg = dataclasses.replace(TINY, **over)
-    params = decoder.init_params(dataclasses.replace(cfg, sliding_window=None,
-                                                     attn_logit_softcap=None), jax.random.key(0))[0]
+  on its local layers / uniform attention; the config now refuses it, and a 0 that reaches the
+  attention function anyway fails while tracing, naming the argument."""
+  for over, msg in ((dict(sliding_window=0, sliding_window_pattern=2), "model.sliding_window=0 must be >= 1"),
+                    (dict(attn_logit_softcap=0.0), "model.attn_logit_softcap=0.0 must be > 0")):
     with pytest.raises(ValueError, match=msg):
-      decoder.forward(params, tokens, cfg)
+      dataclasses.replace(TINY, **over)
+  q = jnp.ones((1, 4, 2, 8), jnp.float32)
+  pos = jnp.arange(4)[None]
+  with pytest.raises(ValueError, match="window must be >= 1"):
+    xla_attention(q, q, q, pos, jnp.array([4]), scale=1.0, window=0)
 
 
 # ------------------------------------------------- non-contiguous query positions: pallas == xla
