@@ -127,6 +127,9 @@ def interrupt(workdir: Path, steps: int, mode: str, rng: random.Random, timeout:
   t_sig = time.monotonic()
   proc.send_signal(sig)
   _, err = proc.communicate()
+  last = err.strip().splitlines()[-1:] if mode == "term" else []
+  step = last[0].split("after step ")[1].split(";")[0] if last and "stopped by SIGTERM after step " in last[0] else None
+  out["checkpointed"] = step is not None and (Path(workdir) / "checkpoints" / step).is_dir()
   out.update(signalled=True, returncode=proc.returncode, exit_seconds=round(time.monotonic() - t_sig, 3),
              rows=len(read_rows(workdir)), after_rows=rows0, stderr_lines=err.strip().splitlines()[-1:] if mode == "term" else [])
   return out
@@ -160,7 +163,8 @@ def soak(workdir: Path, *, kills: int, terms: int, steps: int, seed: int = 0, lo
       "kills": sum(e["signalled"] and e["mode"] != "term" for e in events),
       "kills_in_checkpoint_write": sum(bool(e.get("in_checkpoint_write")) for e in events if e["mode"] != "term"),
       "terms": len(terms_ev),
-      "term_clean_exits": sum(e["returncode"] == 128 + signal.SIGTERM for e in terms_ev),
+      # status 143, one line naming the step, and that step's checkpoint on disk
+      "term_clean_exits": sum(e["returncode"] == 128 + signal.SIGTERM and e["checkpointed"] for e in terms_ev),
       "term_exit_seconds": [e["exit_seconds"] for e in terms_ev],
       "exact_resumes": sum(e["log_is_prefix"] for e in events),
       "interruptions": len(events),
