@@ -446,3 +446,9 @@ def test_scaling_curves_random_subsets_equal_prefix_when_order_cannot_matter():
   a = bm.scaling_curves(ok, [1, 3], ans, [[1.0] * 3, [2.0] * 3], NORM)
   b = bm.scaling_curves(ok, [1, 3], ans, [[1.0] * 3, [2.0] * 3], NORM, n_subsets=5, seed=3)
   assert a == b and a["maj@k"] == [0.5, 0.5]
+
+
+def test_processbench_out_of_range_prediction_is_wrong_not_unparsed():
+  # labels: one erroneous (step 1), one correct; preds: -2800 (a parsed int, out of range), -1
+  m = bm.processbench_metrics([-2800, -1], [1, -1])
+  assert m["acc_erroneous"] == 0.0 and m["acc_correct"] == 100.0 and m["parse_failure_rate"] == 0.0

@@ -60,12 +60,20 @@ def _same_length(**arrays) -> int:
 # ----------------------------------------------------------------------------------------------
 
 _UNPARSED = -2  # stands for a None prediction: equals no label (labels are >= -1), so always wrong
+_INVALID = -3   # a parsed index below -1 (a model answering \boxed{-2800}): wrong, but not a parse failure
 
 
 def _step_index(v, name: str, i: int) -> int:
   if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < -1:
     raise ValueError(f"{name}[{i}] = {v!r}: expected an int >= -1 (-1 = no wrong step)")
   return int(v)
+
+
+def _pred_index(v, i: int) -> int:
+  """A predicted index: any int (one below -1 or past the last step is simply wrong)."""
+  if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+    raise ValueError(f"preds[{i}] = {v!r}: expected an int or None")
+  return int(v) if v >= -1 else _INVALID
 
 
 def processbench_metrics(preds: Sequence[Optional[int]], labels: Sequence[int]) -> dict[str, float]:
@@ -83,7 +91,7 @@ def processbench_metrics(preds: Sequence[Optional[int]], labels: Sequence[int]) 
   """
   n = _same_length(preds=preds, labels=labels)
   lab = np.array([_step_index(v, "labels", i) for i, v in enumerate(labels)], np.int64).reshape(n)
-  pred = np.array([_UNPARSED if v is None else _step_index(v, "preds", i) for i, v in enumerate(preds)],
+  pred = np.array([_UNPARSED if v is None else _pred_index(v, i) for i, v in enumerate(preds)],
                   np.int64).reshape(n)
   m = first_wrong_metrics(lab == -1, lab, pred)
   acc_err, acc_cor = 100 * m["first_wrong_acc_err"], 100 * m["first_wrong_acc_ok"]
