@@ -9,7 +9,8 @@ samples, and F1, their harmonic mean; the headline is the mean of the subsets' F
 
 Chance level: the expected figures of a predictor that picks uniformly among the n + 1 answers
 (-1 or a step index) of each item: accuracy 1 / (n + 1) per item, averaged per class.
-`--limit N` takes the first ceil(N / subsets) items of each chosen subset.
+`--limit N` takes the first ceil(N / subsets) items of each chosen subset in a fixed shuffled order
+(seed 0): the files list erroneous solutions first, so a prefix in file order would hold one class.
 """
 from __future__ import annotations
 
@@ -69,7 +70,9 @@ class ProcessBench(Bench):
     per = None if limit is None else math.ceil(limit / len(subsets))
     items, self.limit_exceeded = [], False
     for s in subsets:
-      got = bench_data.take(bench_data.load_processbench(s), per, name=f"processbench/{s} items")
+      recs = bench_data.load_processbench(s)
+      recs = [recs[i] for i in np.random.default_rng(0).permutation(len(recs))]
+      got = bench_data.take(recs, per, name=f"processbench/{s} items")
       items += list(got)
       self.limit_exceeded |= got.short
     return items
