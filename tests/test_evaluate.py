@@ -81,7 +81,7 @@ def test_every_benchmark_is_registered():
 
 
 @pytest.mark.parametrize("bench,subset", [("criticbench", None), ("judgebench", None), ("calibration", None),
-                                          ("scaling", "2")])
+                                          ("scaling", "2"), ("realcritic", "gsm8k,gpqa")])
 def test_every_benchmark_runs_on_a_tiny_model(run_dir, tmp_path, bench, subset):
   """Each benchmark end to end on 2 items (the tiny model's answers are noise: this checks the
   plumbing, prompts, parsing and metrics, not a figure)."""
