@@ -40,10 +40,9 @@ def _fail(msg) -> None:
 
 def summary_table(name: str, model: str, metrics: dict, chance: dict) -> str:
   lines = [f"| {name}: {model} | model | chance |", "|---|---|---|"]
-  for k, v in metrics.items():
-    c = chance.get(k)
-    fmt = lambda x: "" if x is None else (f"{x:.1f}" if isinstance(x, float) else str(x))
-    lines.append(f"| {k} | {fmt(v)} | {fmt(c)} |")
+  fmt = lambda x: "" if x is None else (f"{x:.1f}" if isinstance(x, float) else str(x))
+  for k in list(metrics) + [k for k in chance if k not in metrics]:     # chance-only rows last
+    lines.append(f"| {k} | {fmt(metrics.get(k))} | {fmt(chance.get(k))} |")
   return "\n".join(lines)
 
 
