@@ -178,21 +178,21 @@ def soak(workdir: Path, *, kills: int, terms: int, steps: int, seed: int = 0, lo
   return summary
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "a new directory for the two runs")
-_KILLS = flags.DEFINE_integer("kills", 20, "SIGKILLs (at random moments, some during checkpoint writes)")
-_TERMS = flags.DEFINE_integer("terms", 3, "SIGTERMs")
-_STEPS = flags.DEFINE_integer("steps", 60, "RL steps of the run")
-_SEED = flags.DEFINE_integer("seed", 0, "the interruptions' random moments")
-flags.mark_flags_as_required(["workdir"])
-
-
 def main(argv):
   del argv
+  f = flags.FLAGS
   t0 = time.monotonic()
-  summary = soak(Path(_WORKDIR.value), kills=_KILLS.value, terms=_TERMS.value, steps=_STEPS.value, seed=_SEED.value)
+  summary = soak(Path(f.workdir), kills=f.kills, terms=f.terms, steps=f.steps, seed=f.seed)
   summary["wall_seconds"] = round(time.monotonic() - t0, 1)
   print(json.dumps(summary))
 
 
 if __name__ == "__main__":
+  # Flags only when run as a script: tests import this module beside other experiments' flags.
+  flags.DEFINE_string("workdir", None, "a new directory for the two runs")
+  flags.DEFINE_integer("kills", 20, "SIGKILLs (at random moments, some during checkpoint writes)")
+  flags.DEFINE_integer("terms", 3, "SIGTERMs")
+  flags.DEFINE_integer("steps", 60, "RL steps of the run")
+  flags.DEFINE_integer("seed", 0, "the interruptions' random moments")
+  flags.mark_flags_as_required(["workdir"])
   app.run(main)
