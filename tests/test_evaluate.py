@@ -102,5 +102,6 @@ def test_judgment_and_pair_parsers():
   assert parse_judgment("... Judgment: incorrect.\nJudgment: correct") is True
   assert parse_judgment("judgment: **Incorrect**") is False and parse_judgment("looks fine") is None
   assert parse_pair("I pick [[B]]") == "B>A" and parse_pair("[[C]]") == "A=B" and parse_pair("B") is None
-  assert parse_yes_no("Answer: Yes\nConfidence: 80%") is True and parse_yes_no("yes") is None
+  assert parse_yes_no("Answer: Yes\nConfidence: 80%") is True and parse_yes_no("No.") is False
+  assert parse_yes_no("I think so") is None
   assert final_answer("so 3 + 4 = 7. The answer is 1,234.") == "1234" and final_answer("x = 5 then 6") == "6"

@@ -3,7 +3,7 @@ arXiv 2510.24505), on StrategyQA (yes / no questions).
 
 Stage 1: the model answers, ending with `Answer: yes|no` and `Confidence: X%`. Stage 2: the model
 sees its own answer and confidence, critiques the confidence, and states `Confidence: Y%` again
-(the answer is kept). An unparsable answer is wrong; an unparsable confidence is filled with the
+(the answer is kept). An unparsable answer (parse_yes_no) is wrong; an unparsable confidence is filled with the
 worst case (critjax/eval/bench_metrics.py::fill_unparsed_confidence) and counted. Metrics:
 accuracy, ECE (10 equal bins) and AUROC of the confidence for correctness, parse-failure rate.
 Chance: accuracy 50%, AUROC 50 (a confidence unrelated to correctness).
@@ -32,10 +32,13 @@ Critique this confidence: is it too high or too low, given how sure one can be o
 Then end with one line "Confidence: X%" giving the confidence you now think is right."""
 
 YES_NO = re.compile(r"answer\s*[:：]\s*\**\s*(yes|no)\b", re.IGNORECASE)
+LEADING = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
 
 def parse_yes_no(text: str):
-  found = YES_NO.findall(text)
+  """The last `Answer: yes|no`; failing that, a response that begins with yes or no (a small model
+  often answers just "No." and ignores the requested lines); else None."""
+  found = YES_NO.findall(text) or LEADING.findall(text)
   return None if not found else found[-1].lower() == "yes"
 
 
