@@ -32,20 +32,11 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from critjax.eval.bench_data import RMBENCH_STYLES   # chosen / rejected order
-from critjax.eval.critique_metrics import _as_verdicts, _harmonic, _ratio, f1_wrong, first_wrong_metrics
+from critjax.eval.critique_metrics import _as_bool, _as_verdicts, _harmonic, _ratio, f1_wrong, first_wrong_metrics
 from critjax.eval.self_correction import transitions
 from critjax.eval.voting import Normalize, majority_vote
 
 _NAN = float("nan")
-
-
-def _bool_1d(x, name: str) -> np.ndarray:
-  arr = np.asarray(x)
-  if arr.ndim != 1:
-    raise ValueError(f"{name} must be 1-D (N,), got shape {arr.shape}")
-  if arr.size and not np.isin(arr, (0, 1)).all():
-    raise ValueError(f"{name} must hold booleans (or 0/1)")
-  return arr.astype(bool)
 
 
 def _same_length(**arrays) -> int:
@@ -142,7 +133,7 @@ def criticbench_accuracy(verdicts, labels, missing_as: str = "wrong") -> dict[st
   Luo et al. report the mean over 8 runs at temperature 0.6: call once per run and average
   (self_correction.mean_stderr).
   """
-  lab = _bool_1d(labels, "labels")
+  lab = _as_bool(labels, "labels")
   said, missing = _as_verdicts(verdicts)
   n = _same_length(verdicts=said, labels=lab)
   if missing_as == "wrong":
@@ -220,7 +211,7 @@ def realcritic_metrics(corrected, previous=None, tasks: Optional[Sequence[str]] 
   for t in range(t_count):
     out[f"acc_t{t + 1}"] = _ratio(c_nt[:, t].sum(), n)
   if previous is not None:
-    prev = _bool_1d(previous, "previous")
+    prev = _as_bool(previous, "previous")
     _same_length(corrected=c_nt, previous=prev)
     out["acc_previous"] = _ratio(prev.sum(), n)
     for t in range(t_count):
@@ -304,7 +295,7 @@ def fill_unparsed_confidence(confidences: Sequence[Optional[float]], correct) ->
   """CritiCal's worst case for a confidence that did not parse (evaluation_all.py): 1.0 when the
   answer is wrong, 0.0 when it is right, so format failures cost in both ECE and AUROC.
   Returns ((N,) float64 confidences, the number filled)."""
-  ok = _bool_1d(correct, "correct")
+  ok = _as_bool(correct, "correct")
   _same_length(confidences=confidences, correct=ok)
   missing = np.array([c is None or (isinstance(c, float) and math.isnan(c)) for c in confidences], bool)
   conf = np.array([0.0 if m else float(c) for c, m in zip(confidences, missing)], np.float64)
@@ -326,7 +317,7 @@ def ece(confidence, correct, n_bins: int = CRITICAL_ECE_BINS) -> float:
   the bin below, while 0.1, 0.2, 0.4, 0.5, 0.8, 0.9 fall in the bin above.
   NaN for no samples."""
   conf = np.asarray(confidence, np.float64)
-  ok = _bool_1d(correct, "correct")
+  ok = _as_bool(correct, "correct")
   if conf.ndim != 1 or conf.shape != ok.shape:
     raise ValueError(f"confidence {conf.shape} and correct {ok.shape} must be equal 1-D shapes")
   if conf.size == 0:
@@ -362,7 +353,7 @@ def auroc(score, label) -> float:
   random negative, a tie counting 1/2, which equals the trapezoidal area of the ROC curve.
   NaN when either class is empty (CritiCal returns NaN there too)."""
   s = np.asarray(score, np.float64)
-  y = _bool_1d(label, "label")
+  y = _as_bool(label, "label")
   if s.shape != y.shape:
     raise ValueError(f"score {s.shape} and label {y.shape} must be equal 1-D shapes")
   if np.isnan(s).any():
@@ -378,7 +369,7 @@ def calibration_metrics(confidences: Sequence[Optional[float]], correct,
                         n_bins: int = CRITICAL_ECE_BINS) -> dict[str, float]:
   """CritiCal's summary (evaluation_all.py) of one evaluation: acc, ECE and AUROC of the verbalised
   confidence after the worst-case fill (fill_unparsed_confidence), and the fraction filled."""
-  ok = _bool_1d(correct, "correct")
+  ok = _as_bool(correct, "correct")
   conf, filled = fill_unparsed_confidence(confidences, ok)
   return {"acc": _ratio(ok.sum(), ok.size), "ece": ece(conf, ok, n_bins), "auroc": auroc(conf, ok),
           "parse_failure_rate": _ratio(filled, ok.size)}
@@ -606,7 +597,7 @@ def membership_auc(scores, member, direction: int = 1) -> float:
   if direction not in (1, -1):
     raise ValueError(f"direction must be +1 or -1, got {direction}")
   s = np.asarray(scores, np.float64)
-  y = _bool_1d(member, "member")
+  y = _as_bool(member, "member")
   if s.shape != y.shape:
     raise ValueError(f"scores {s.shape} and member {y.shape} must be equal 1-D shapes")
   keep = ~np.isnan(s)

@@ -8,8 +8,12 @@ so an interrupted evaluation continues at the stage and batch it reached.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+import math
+from typing import Optional
 
+import numpy as np
+
+from critjax.eval import bench_data
 from critjax.registry import Registry
 
 
@@ -24,6 +28,25 @@ class Result:
 class Bench:
   name: str = ""
   description: str = ""
+  limit_exceeded: bool = False     # set by `take`: --limit asked for more items than there are
+
+  def take(self, records: list, limit: Optional[int], name: str) -> list:
+    """The first `limit` records (all when None); --limit <= 0 is refused."""
+    check_limit(limit)
+    got = bench_data.take(records, limit, name=name)
+    self.limit_exceeded = self.limit_exceeded or got.short
+    return list(got)
+
+  def take_per_subset(self, load, subsets, limit: Optional[int], name: str) -> list:
+    """ceil(limit / len(subsets)) records of each subset (`load(subset)`) from a fixed shuffle
+    (seed 0): benchmark files are often sorted by label, so a prefix in file order would hold one."""
+    check_limit(limit)
+    per = None if limit is None else math.ceil(limit / len(subsets))
+    items = []
+    for s in subsets:
+      recs = load(s)
+      items += self.take([recs[i] for i in np.random.default_rng(0).permutation(len(recs))], per, f"{name}/{s} items")
+    return items
 
   def load(self, limit: Optional[int], subset: Optional[str]) -> list:
     raise NotImplementedError
@@ -33,6 +56,11 @@ class Bench:
 
 
 BENCHES: Registry[type] = Registry("benchmark")
+
+
+def check_limit(limit: Optional[int]):
+  if limit is not None and limit <= 0:
+    raise ValueError(f"--limit={limit} must be >= 1")
 
 
 def last_boxed(text: str) -> Optional[str]:

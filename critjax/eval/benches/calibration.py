@@ -48,11 +48,7 @@ class Calibration(Bench):
   description = "verbalized confidence on StrategyQA: accuracy, ECE, AUROC, before and after a self-critique"
 
   def load(self, limit, subset):
-    if limit is not None and limit <= 0:
-      raise ValueError(f"--limit={limit} must be >= 1")
-    got = bench_data.take(bench_data.load_strategyqa(), limit, name="strategyqa questions")
-    self.limit_exceeded = got.short
-    return list(got)
+    return self.take(bench_data.load_strategyqa(), limit, "strategyqa questions")
 
   def run(self, gen, items, opts) -> Result:
     s = Sampling(max_new_tokens=opts.get("max_new_tokens", 256))

@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from critjax.eval import bench_data, bench_metrics
-from critjax.eval.benches.base import BENCHES, Bench, Result
+from critjax.eval.benches.base import BENCHES, Bench, Result, check_limit
 from critjax.eval.generation import Sampling
 
 CRITIC_PROMPT = """Here is a math question and a proposed solution. Check the solution step by \
@@ -42,25 +42,18 @@ def parse_judgment(text: str):
   return None if not found else found[-1].lower() in ("correct", "right")
 
 
-def _limit(limit):
-  if limit is not None and limit <= 0:
-    raise ValueError(f"--limit={limit} must be >= 1")
-
-
 @BENCHES.register("criticbench")
 class CriticBenchStyle(Bench):
   name = "criticbench"
   description = "critique accuracy on GSM8K model solutions labelled correct / incorrect (CriticBench-style)"
 
   def load(self, limit, subset):
-    _limit(limit)
+    check_limit(limit)     # before reading four files
     gens = bench_data.GSM8K_GENERATORS if subset in (None, "all") else tuple(subset.split(","))
     by_gen = {g: bench_data.load_gsm8k_solutions(g) for g in gens}
     n = len(next(iter(by_gen.values())))
     items = [by_gen[gens[i % len(gens)]][i] for i in range(n)]    # one solution per problem, in turn
-    got = bench_data.take(items, limit, name="criticbench items")
-    self.limit_exceeded = got.short
-    return list(got)
+    return self.take(items, limit, "criticbench items")
 
   def run(self, gen, items, opts) -> Result:
     s = Sampling(max_new_tokens=opts.get("max_new_tokens", 512))
@@ -102,11 +95,8 @@ class JudgeBench(Bench):
   description = "pairwise judge accuracy, both orders (JudgeBench's rule), position-flip rate"
 
   def load(self, limit, subset):
-    _limit(limit)
     items = bench_data.load_judgebench() if subset in (None, "all") else bench_data.load_judgebench(subset.split(","))
-    got = bench_data.take(items, limit, name="judgebench pairs")
-    self.limit_exceeded = got.short
-    return list(got)
+    return self.take(items, limit, "judgebench pairs")
 
   def run(self, gen, items, opts) -> Result:
     s = Sampling(max_new_tokens=opts.get("max_new_tokens", 512))

@@ -14,7 +14,6 @@ Chance level: the expected figures of a predictor that picks uniformly among the
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Optional
 
@@ -65,17 +64,7 @@ class ProcessBench(Bench):
     unknown = [s for s in subsets if s not in SUBSETS]
     if unknown:
       raise ValueError(f"--subset={subset!r}: unknown ProcessBench subset(s) {unknown}; have {SUBSETS}")
-    if limit is not None and limit <= 0:
-      raise ValueError(f"--limit={limit} must be >= 1")
-    per = None if limit is None else math.ceil(limit / len(subsets))
-    items, self.limit_exceeded = [], False
-    for s in subsets:
-      recs = bench_data.load_processbench(s)
-      recs = [recs[i] for i in np.random.default_rng(0).permutation(len(recs))]
-      got = bench_data.take(recs, per, name=f"processbench/{s} items")
-      items += list(got)
-      self.limit_exceeded |= got.short
-    return items
+    return self.take_per_subset(bench_data.load_processbench, subsets, limit, "processbench")
 
   def run(self, gen, items, opts) -> Result:
     sampling = Sampling(max_new_tokens=opts.get("max_new_tokens", 1024))

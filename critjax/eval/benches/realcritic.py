@@ -17,7 +17,6 @@ nothing scores it in cross-critique), and 1 / #choices for multiple choice.
 """
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
@@ -61,18 +60,8 @@ class RealCritic(Bench):
   description = "closed-loop critique: direct, self-, cross- and iterative critique, scored by the correction"
 
   def load(self, limit, subset):
-    if limit is not None and limit <= 0:
-      raise ValueError(f"--limit={limit} must be >= 1")
     tasks = bench_data.REALCRITIC_TASKS if subset in (None, "all") else tuple(subset.split(","))
-    per = None if limit is None else math.ceil(limit / len(tasks))
-    items, self.limit_exceeded = [], False
-    for t in tasks:
-      recs = bench_data.load_realcritic(t)
-      recs = [recs[i] for i in np.random.default_rng(0).permutation(len(recs))]
-      got = bench_data.take(recs, per, name=f"realcritic/{t} items")
-      items += list(got)
-      self.limit_exceeded |= got.short
-    return items
+    return self.take_per_subset(bench_data.load_realcritic, tasks, limit, "realcritic")
 
   def _grade(self, items, texts) -> np.ndarray:
     from critjax.rewards.math_reward import MathVerifier

@@ -49,14 +49,10 @@ class Scaling(Bench):
   description = "GSM8K pass@k and maj@k against the number of samples k (curves)"
 
   def load(self, limit, subset):
-    if limit is not None and limit <= 0:
-      raise ValueError(f"--limit={limit} must be >= 1")
     self.n = 8 if subset in (None, "all") else int(subset)
     if self.n < 1:
       raise ValueError(f"--subset={subset!r}: the number of samples must be >= 1")
-    got = bench_data.take(bench_data.load_gsm8k_problems(), limit, name="gsm8k test problems")
-    self.limit_exceeded = got.short
-    return list(got)
+    return self.take(bench_data.load_gsm8k_problems(), limit, "gsm8k test problems")
 
   def run(self, gen, items, opts) -> Result:
     from critjax.rewards.math_reward import MathVerifier
