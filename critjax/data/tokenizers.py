@@ -118,7 +118,11 @@ class HFTokenizer(Tokenizer):
     if config is None:
       cfg_file = path.parent / "tokenizer_config.json"
       config = read_json_object(cfg_file) if cfg_file.exists() else {}
-    self.config = config
+    self._set_specials(config)
+
+  def _set_specials(self, config: dict):
+    """Vocabulary size and special tokens from the tokenizer and its tokenizer_config-style dict."""
+    self.config = dict(config)
     vocab = self._tok.get_vocab(with_added_tokens=True)
     # Ids, not counts: added tokens may leave gaps, and the model's embedding must cover the top id.
     self.vocab_size = max(vocab.values()) + 1
@@ -136,14 +140,7 @@ class HFTokenizer(Tokenizer):
     self = cls.__new__(cls)
     self.path = Path(path) if path is not None else None
     self._tok = tok
-    self.config = dict(config)
-    vocab = tok.get_vocab(with_added_tokens=True)
-    self.vocab_size = max(vocab.values()) + 1
-    self.special_tokens = {k: _token_text(config[k]) for k in ("bos_token", "eos_token", "pad_token", "unk_token")
-                           if _token_text(config.get(k)) is not None}
-    self.bos_id, self.eos_id, self.pad_id = (
-        self.token_to_id(self.special_tokens[k]) if k in self.special_tokens else None
-        for k in ("bos_token", "eos_token", "pad_token"))
+    self._set_specials(config)
     return self
 
   def encode(self, text, *, add_special_tokens=False):
