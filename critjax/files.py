@@ -39,3 +39,12 @@ def read_json_object(path: str | Path, error: type = ValueError) -> dict:
   if not isinstance(out, dict):
     raise error(f"{path}: expected a JSON object, got a JSON {type(out).__name__}")
   return out
+
+
+def complete_lines(path: str | Path) -> list[str]:
+  """A text file's newline-terminated, non-blank lines ([] when it does not exist): an appended
+  log's last line without a newline was torn by a kill and is left out."""
+  path = Path(path)
+  if not path.exists():
+    return []
+  return [line for line in path.read_text().splitlines(keepends=True) if line.endswith("\n") and line.strip()]

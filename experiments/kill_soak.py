@@ -47,11 +47,8 @@ def command(workdir: Path, steps: int) -> list[str]:
 
 def read_rows(workdir: Path) -> list[dict]:
   """metrics.jsonl's complete rows without the wall-clock fields."""
-  path = Path(workdir) / "metrics.jsonl"
-  if not path.exists():
-    return []
-  lines = [ln for ln in path.read_text().splitlines(keepends=True) if ln.endswith("\n") and ln.strip()]
-  return [{k: v for k, v in json.loads(ln).items() if k not in TIMING} for ln in lines]
+  from critjax.train.metrics import read_metrics
+  return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(workdir)]
 
 
 def row_key(row: dict) -> tuple:

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from critjax.data.tokenizers import stop_ids
+from critjax.files import complete_lines
 from critjax.sampling.sampler import Sampler
 from critjax.sampling.token_choice import SamplingConfig
 
@@ -48,11 +49,9 @@ class Generator:
     self.path = Path(workdir) / "generations" / f"{model.key}.jsonl"
     self.path.parent.mkdir(parents=True, exist_ok=True)
     self.cache: dict[str, list[str]] = {}
-    if self.path.exists():
-      for line in self.path.read_text().splitlines(keepends=True):
-        if line.endswith("\n") and line.strip():          # a line torn by a kill is generated again
-          row = json.loads(line)
-          self.cache[row["key"]] = row["texts"]
+    for line in complete_lines(self.path):       # a line torn by a kill is generated again
+      row = json.loads(line)
+      self.cache[row["key"]] = row["texts"]
     self._samplers: dict = {}
     self.generated_tokens = 0
 

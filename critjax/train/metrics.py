@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from critjax.files import write_atomic
+from critjax.files import complete_lines, write_atomic
 
 
 def to_python(metrics: dict) -> dict:
@@ -34,7 +34,7 @@ class MetricWriter:
     self.workdir = Path(workdir)
     self.workdir.mkdir(parents=True, exist_ok=True)
     path = self.workdir / "metrics.jsonl"
-    lines = _complete_lines(path)
+    lines = complete_lines(path)
     kept = lines if keep_rows is None else lines[:keep_rows]
     if len(kept) != len(lines) or (path.exists() and path.read_bytes() != "".join(kept).encode()):
       write_atomic(path, "".join(kept))   # also drops a row torn by a kill
@@ -75,12 +75,5 @@ class MetricWriter:
       self._tb = None
 
 
-def _complete_lines(path: Path) -> list[str]:
-  """The file's newline-terminated lines (a final line without one was torn by a kill)."""
-  if not path.exists():
-    return []
-  return [line for line in path.read_text().splitlines(keepends=True) if line.endswith("\n") and line.strip()]
-
-
 def read_metrics(workdir: str | Path) -> list[dict]:
-  return [json.loads(line) for line in _complete_lines(Path(workdir) / "metrics.jsonl")]
+  return [json.loads(line) for line in complete_lines(Path(workdir) / "metrics.jsonl")]
