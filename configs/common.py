@@ -51,7 +51,7 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
   # Path fields default to None as typed placeholders, so `--config.task.path=...` can set them
   # (ml_collections refuses to override a plain None).
   c.task = cd(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False, check_total=True,
-                   path=placeholder(str), split="train"))
+                   path=placeholder(str), split="train", pool_size=0))
   c.tokenizer = cd(dict(kind="train_spm", path=placeholder(str), vocab_size=64, corpus_size=20_000,
                         chat_template=False))
   c.warmup = cd(dict(steps=150, batch_size=32, learning_rate=3e-3, checkpoint=placeholder(str), data="repeat",

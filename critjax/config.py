@@ -32,6 +32,13 @@ class TaskConfig:
   check_total: bool = True          # answer_first only: end the check with its total ("; = 625")
   path: Optional[str] = None        # dataset file (real tasks); None = the copy in ../shared/data
   split: str = "train"
+  # RL prompts cycle through the first `pool_size` problems of the training stream (0 = the whole
+  # stream / dataset). A finite pool is the member set of a contamination study (RL-MIA,
+  # experiments/rl_mia_toy.py); the warm-up and the held-out problems keep their own streams.
+  pool_size: int = 0
+
+  def __post_init__(self):
+    _require(self.pool_size >= 0, f"pool_size={self.pool_size} must be >= 0 (0 = no pool)")
 
 
 @dataclasses.dataclass(frozen=True)

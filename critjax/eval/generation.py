@@ -61,7 +61,7 @@ class Generator:
     if chat is not None:
       from critjax.data.chat import tokenize_chat
       return tokenize_chat(tok, chat, messages, add_generation_prompt=True).ids.tolist()
-    return tok.encode("\n\n".join(m["content"] for m in messages), add_special_tokens=True)
+    return tok.encode("\n\n".join(m["content"] for m in messages), add_special_tokens=self.model.add_bos)
 
   def _key(self, stage: str, ids: list[int], s: Sampling) -> str:
     h = hashlib.sha256(json.dumps([stage, ids, dataclasses.asdict(s)]).encode())

@@ -29,6 +29,9 @@ class EvalModel:
   chat: Any            # critjax.data.chat.ChatTemplate, or None: prompts are plain text
   key: str             # names the weights (cache key)
   name: str            # for tables
+  # Plain-text prompts (no chat template) start with BOS, as a pretrained model expects; a
+  # critjax run's prompts never do (its recipes encode them without special tokens).
+  add_bos: bool = True
 
 
 def _file_key(files: list[Path], extra: str = "") -> str:
@@ -114,4 +117,4 @@ def _load_workdir(path: Path, meta: dict, role: str, mesh) -> EvalModel:
   chat = ChatTemplate.from_tokenizer_config(t.path) if t.chat_template else None
   steps = sorted(int(p.name) for p in (path / "checkpoints").iterdir() if p.name.isdigit())
   key = hashlib.sha256(json.dumps([str(path.resolve()), role, steps[-1] if steps else None]).encode()).hexdigest()[:16]
-  return EvalModel(model_cfg, params, tokenizer, chat, "run-" + key, f"{path.name}:{role}")
+  return EvalModel(model_cfg, params, tokenizer, chat, "run-" + key, f"{path.name}:{role}", add_bos=False)
