@@ -32,9 +32,9 @@ class TaskConfig:
   check_total: bool = True          # answer_first only: end the check with its total ("; = 625")
   path: Optional[str] = None        # dataset file (real tasks); None = the copy in ../shared/data
   split: str = "train"
-  # RL prompts cycle through the first `pool_size` problems of the training stream (0 = the whole
-  # stream / dataset). A finite pool is the member set of a contamination study (RL-MIA,
-  # experiments/rl_mia_toy.py); the warm-up and the held-out problems keep their own streams.
+  # RL prompts cycle through the first `pool_size` problems of the RL stream, task.problems(seed,
+  # 0, pool_size) (0 = the whole stream). A finite pool is the member set of a contamination study
+  # (RL-MIA, experiments/rl_mia_toy.py); the warm-up and the held-out problems keep their streams.
   pool_size: int = 0
 
   def __post_init__(self):

@@ -30,3 +30,14 @@ def strip_timing(rows):
   """metrics.jsonl rows without the wall-clock fields (they differ between identical runs)."""
   timing = {"step_seconds", "rollout_seconds", "update_seconds", "tokens_per_second"}
   return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+  """One tiny trained critjax run (1 GRPO step) shared by every evaluation test: its model is
+  noise, which is all the benchmarks' plumbing tests need, and training it once saves ~10 s per file."""
+  from critjax.train.loop import train
+  from test_train_loop import tiny
+  d = tmp_path_factory.mktemp("tiny_run")
+  train(tiny(steps=1), d)
+  return d

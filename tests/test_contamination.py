@@ -7,25 +7,23 @@ from critjax.config import TaskConfig
 from critjax.data.tasks import make_task
 from critjax.eval import contamination
 from critjax.eval.models import load_model
-from critjax.train.loop import train
-from test_train_loop import tiny
 
 
-def test_a_pool_cycles_rl_problems_and_leaves_held_out_ones_alone():
-  task = make_task(TaskConfig(pool_size=3))
-  p = task.problems(0, 0, 7)
-  assert [x.problem for x in p[3:6]] == [x.problem for x in p[:3]] and p[6].problem == p[0].problem
-  assert len({x.problem for x in make_task(TaskConfig()).problems(0, 0, 7)}) > 3
-  assert [x.problem for x in task.eval_problems(0, 5)] == [x.problem for x in make_task(TaskConfig()).eval_problems(0, 5)]
+def test_a_pool_cycles_rl_problems_and_leaves_warmup_and_held_out_ones_alone():
+  from critjax.train.loop import ProblemStream
+  task = make_task(TaskConfig())
+  stream = ProblemStream(task, 0, 5, pool=3)          # resumed at data index 5
+  got = [p.problem for p in stream.take(4) + stream.take(2)]
+  first3 = [p.problem for p in task.problems(0, 0, 3)]
+  assert got == [first3[i % 3] for i in range(5, 11)]
+  assert [p.problem for p in ProblemStream(task, 0, 5).take(3)] == [p.problem for p in task.problems(0, 5, 3)]
   with pytest.raises(ValueError, match="pool_size=-1 must be >= 0"):
     TaskConfig(pool_size=-1)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-  d = tmp_path_factory.mktemp("run")
-  train(tiny(steps=1), d)
-  return d
+def run_dir(tiny_run):
+  return tiny_run
 
 
 def test_greedy_decode_records_the_distribution_it_decoded_from(run_dir):

@@ -11,15 +11,11 @@ from critjax.eval.benches import BENCHES
 from critjax.eval.benches.processbench import parse, prompt
 from critjax.eval.generation import Generator, Sampling
 from critjax.eval.models import load_model
-from critjax.train.loop import train
-from test_train_loop import tiny
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-  d = tmp_path_factory.mktemp("run")
-  train(tiny(steps=1), d)
-  return d
+def run_dir(tiny_run):
+  return tiny_run
 
 
 def test_processbench_parse_follows_the_official_extraction():

@@ -76,7 +76,6 @@ class Arithmetic(Task):
 
   def __init__(self, cfg):
     self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits, cfg.answer_first, cfg.check_total)
-    self.pool_size = cfg.pool_size
 
   def _problem(self, seed: int, index: int) -> Problem:
     a, b = self.gen.problem(seed, index)
@@ -84,11 +83,10 @@ class Arithmetic(Task):
                    solution=self.gen.solution(a, b))
 
   def problems(self, seed, start, n):
-    pool = self.pool_size
-    return [self._problem(seed, i % pool if pool else i) for i in range(start, start + n)]
+    return [self._problem(seed, i) for i in range(start, start + n)]
 
   def eval_problems(self, seed, n):
-    return [self._problem(seed + EVAL_SEED_OFFSET, i) for i in range(n)]   # never pooled
+    return self.problems(seed + EVAL_SEED_OFFSET, 0, n)
 
   def score(self, problems, completions):
     return np.array([self.gen.reward(c, p.answer) for p, c in zip(problems, completions)], np.float32)
@@ -97,7 +95,7 @@ class Arithmetic(Task):
     return self.gen.extract(completion)
 
   def corpus(self, seed, n):
-    return [f"Q: {p.problem} ={p.solution}" for p in (self._problem(seed, i) for i in range(n))]
+    return [f"Q: {p.problem} ={p.solution}" for p in self.problems(seed, 0, n)]
 
   def flawed_solution(self, problem, rng):
     a, b = map(int, problem.problem.split("+"))
@@ -143,8 +141,6 @@ class _DatasetTask(Task):
 
   def problems(self, seed, start, n):
     perm = np.random.default_rng(seed).permutation(len(self.train_set))
-    if self.cfg.pool_size:
-      perm = perm[:self.cfg.pool_size]
     return [self._to_problem(self.train_set[perm[i % len(perm)]]) for i in range(start, start + n)]
 
   def eval_problems(self, seed, n):

@@ -389,7 +389,7 @@ def _run(cfg, workdir, task, recipe, trainer: Trainer, phases, state, ckpt, writ
 def _rl_step(cfg, recipe, trainer: Trainer, state, phase: Phase, rl_step: int, phase_index: int):
   """One RL step (`rl_step` RL steps done before it): episodes -> batches -> the update; (state, metrics)."""
   t0 = time.perf_counter()
-  stream = ProblemStream(recipe.task, cfg.seed, int(state.data_index))
+  stream = ProblemStream(recipe.task, cfg.seed, int(state.data_index), cfg.task.pool_size)
   problems = stream.take(cfg.rollout.prompts_per_step)
   rng, key = jax.random.split(state.rng)
   try:
@@ -438,15 +438,19 @@ def _warmup_step(cfg, recipe, trainer: Trainer, state, phase: Phase, step: int, 
 class ProblemStream:
   """The run's training problems in order from `start` (the checkpointed data_index). A step takes
   prompts_per_step; a recipe that refills its batch (DAPO dynamic sampling) takes more, and
-  data_index advances by everything taken, so a resumed run draws what an uninterrupted one would."""
+  data_index advances by everything taken, so a resumed run draws what an uninterrupted one would.
+  `pool` > 0 (config.task.pool_size): the stream cycles through its first `pool` problems, the
+  members of a contamination study; the warm-up and held-out problems are other streams."""
 
-  def __init__(self, task, seed: int, start: int):
-    self.task, self.seed, self.start, self.taken = task, seed, start, 0
+  def __init__(self, task, seed: int, start: int, pool: int = 0):
+    self.task, self.seed, self.start, self.taken, self.pool = task, seed, start, 0, pool
 
   def take(self, n: int) -> list:
-    problems = self.task.problems(self.seed, self.start + self.taken, n)
+    i0 = self.start + self.taken
     self.taken += n
-    return problems
+    if not self.pool:
+      return self.task.problems(self.seed, i0, n)
+    return [self.task.problems(self.seed, i % self.pool, 1)[0] for i in range(i0, i0 + n)]
 
 
 def _evaluate(recipe, trainer: Trainer, state, problems, writer, step: int) -> dict:
