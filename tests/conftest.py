@@ -1,5 +1,6 @@
 """Shared fixtures. `make test` sets XLA_FLAGS for 8 CPU devices; set it here too so a bare
 `pytest` gives the sharding tests their devices (it must happen before jax is imported)."""
+import contextlib
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -8,6 +9,50 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from critjax.models.config import ModelConfig  # noqa: E402
+
+
+@contextlib.contextmanager
+def compilation_cache(path):
+  """JAX's persistent compilation cache in `path`, on while the block runs, for this process and
+  for the processes it starts (environment variables). A test that starts several runs of one
+  config (a resume, a kill soak, an ablation sweep) compiles the same programs in every run; with
+  the cache only the first run compiles them, the others load the executables. Every run still
+  builds its own trainer, recipe and sampler from scratch and traces and lowers its own programs:
+  an entry is keyed by the lowered program itself, so a run whose program differs (other shapes,
+  shardings, dtypes) compiles its own. Off again afterwards, so no other test sees it."""
+  from jax.experimental.compilation_cache import compilation_cache as cc
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+  old = {n: getattr(jax.config, n) for n in names}
+  env = {"JAX_COMPILATION_CACHE_DIR": str(path), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+  old_env = {k: os.environ.get(k) for k in env}
+  jax.config.update("jax_compilation_cache_dir", str(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  os.environ.update(env)
+  cc.reset_cache()
+  try:
+    yield path
+  finally:
+    for n, v in old.items():
+      jax.config.update(n, v)
+    for k, v in old_env.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+    cc.reset_cache()
+
+
+@pytest.fixture(scope="session")
+def compilation_cache_dir(tmp_path_factory):
+  """One cache directory for the session: tests of one tiny config share their executables."""
+  return tmp_path_factory.mktemp("jax_compilation_cache")
+
+
+@pytest.fixture
+def compiled_once(compilation_cache_dir):
+  """`compilation_cache` on for the duration of the test."""
+  with compilation_cache(compilation_cache_dir) as path:
+    yield path
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from conftest import compilation_cache
 
 from configs import score as score_config
 from experiments import score_sweep as correction_sweep
@@ -18,10 +19,12 @@ def shrink(c):
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-  """One finished sweep of every method (seed 0, shrunken), shared by the tests that read it."""
+def swept(tmp_path_factory, compilation_cache_dir):
+  """One finished sweep of every method (seed 0, shrunken), shared by the tests that read it. Its
+  ten runs share one compilation cache (conftest): a program every method runs is compiled once."""
   path = tmp_path_factory.mktemp("sweep")
-  correction_sweep.run(shrink(score_config.get_config("tiny")), path, seeds=[0], log=lambda s: None)
+  with compilation_cache(compilation_cache_dir):
+    correction_sweep.run(shrink(score_config.get_config("tiny")), path, seeds=[0], log=lambda s: None)
   return path
 
 
@@ -180,7 +183,7 @@ def test_fixed_first_attempts_reproduce_the_models_own_episode(tmp_path, monkeyp
     correction_protocols.fixed_first(recipe, params, probs, [[]] + first_ids[1:], first_ok)
 
 
-def test_fixed_first_sweep_scores_every_model_on_the_bases_attempts(swept):
+def test_fixed_first_sweep_scores_every_model_on_the_bases_attempts(swept, compiled_once):
   cfg = shrink(score_config.get_config("tiny"))
   own = json.loads((swept / "results.json").read_text())
   out = correction_sweep.fixed_first(cfg, swept, seeds=[0], log=lambda s: None)

@@ -34,7 +34,7 @@ strip = strip_timing
 
 
 @pytest.mark.parametrize("recipe", ["grpo", "score", "dapo_refill"])
-def test_resume_equals_uninterrupted_run(tmp_path, recipe):
+def test_resume_equals_uninterrupted_run(tmp_path, recipe, compiled_once):
   """SCoRe's run crosses the Stage I -> Stage II boundary at the interruption point; DAPO's refills
   take extra prompts, which a resumed run must skip exactly as the uninterrupted one did."""
   over = {"score": {"recipe_args.stage1_steps": 2},

@@ -64,7 +64,7 @@ def tiny(**over):
 strip = strip_timing
 
 
-def test_two_trained_roles_resume_exactly_across_the_stage_boundary(tmp_path):
+def test_two_trained_roles_resume_exactly_across_the_stage_boundary(tmp_path, compiled_once):
   cfg = tiny(recipe="critique_rl_both_roles_test", **{"train.checkpoint_every": 1, "train.keep_checkpoints": 10})
   a = loop.train(cfg, tmp_path / "a")
   loop.train(cfg, tmp_path / "b", stop_after=2)          # "killed" at the Stage I -> II boundary
@@ -100,7 +100,7 @@ def test_two_trained_roles_resume_exactly_across_the_stage_boundary(tmp_path):
   assert same(load("critic_reference", w + 4), boundary)
 
 
-def test_self_critique_is_a_config(tmp_path):
+def test_self_critique_is_a_config(tmp_path, compiled_once):
   c = critique_rl.get_config("tiny_self")
   c.model.update(**SMALL)
   c.warmup.update(steps=2, batch_size=8)
@@ -170,7 +170,7 @@ def test_minibatches_keep_a_group_together():
     loop._split_minibatches(batch, 5, np.random.default_rng(0), unit=3, role="critic")
 
 
-def test_critique_rl_table_runs_arms_from_one_warmup(tmp_path):
+def test_critique_rl_table_runs_arms_from_one_warmup(tmp_path, compiled_once):
   """experiments/critique_rl_table.py at the smallest size: the warm-up row, and one arm whose roles
   start from the warm-up run's checkpoint (roles.*.init="checkpoint", a partial orbax restore of
   each role): its step-0 evaluation equals the warm-up's, metric for metric."""
