@@ -8,7 +8,6 @@ so an interrupted evaluation continues at the stage and batch it reached.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional
 
 import numpy as np
@@ -38,12 +37,16 @@ class Bench:
     return list(got)
 
   def take_per_subset(self, load, subsets, limit: Optional[int], name: str) -> list:
-    """ceil(limit / len(subsets)) records of each subset (`load(subset)`) from a fixed shuffle
-    (seed 0): benchmark files are often sorted by label, so a prefix in file order would hold one."""
+    """`limit` records in all, split as evenly as the subsets allow (the first limit % len(subsets)
+    subsets take one more), each subset's (`load(subset)`) from a fixed shuffle (seed 0): benchmark
+    files are often sorted by label, so a prefix in file order would hold one. A subset left with no
+    share (limit < len(subsets)) is not read."""
     check_limit(limit)
-    per = None if limit is None else math.ceil(limit / len(subsets))
     items = []
-    for s in subsets:
+    for k, s in enumerate(subsets):
+      per = None if limit is None else limit // len(subsets) + (k < limit % len(subsets))
+      if per == 0:
+        continue
       recs = load(s)
       items += self.take([recs[i] for i in np.random.default_rng(0).permutation(len(recs))], per, f"{name}/{s} items")
     return items
