@@ -25,6 +25,17 @@ def qwen25_7b_model():
               qkv_bias=True, dtype="bfloat16", param_dtype="float32", remat=True)
 
 
+def qwen3_model(size: str):
+  """Qwen3-4B / Qwen3-8B config.json (QK-norm, no attention bias; the 4B ties its embeddings)."""
+  d = dict(vocab_size=151_936, n_layers=36, n_heads=32, n_kv_heads=8, head_dim=128, activation="silu",
+           norm_eps=1e-6, rope_theta=1_000_000.0, qk_norm=True, dtype="bfloat16", param_dtype="float32", remat=True)
+  if size == "4b":
+    return dict(d, d_model=2560, d_ff=9728, tie_embeddings=True)
+  if size == "8b":
+    return dict(d, d_model=4096, d_ff=12_288, tie_embeddings=False)
+  raise ValueError(f"unknown Qwen3 size {size!r}; expected '4b' or '8b'")
+
+
 def gemma2_2b_model():
   # Gemma-2-2B-it config.json
   return dict(vocab_size=256_000, d_model=2304, n_layers=26, n_heads=8, n_kv_heads=4, head_dim=256,

@@ -212,6 +212,63 @@ CRITIQUE_MATH = _register(CritiqueTemplate(
 ))
 
 
+@dataclasses.dataclass(frozen=True)
+class CritiqueItemTemplate:
+  """Critique-Coder's two tasks in one run (CRL, arXiv 2509.22824): `first_turn` asks to solve the
+  problem; a critique item shows the problem (`critique_intro`) and a candidate solution, then
+  `critique_instruction`, and the model writes a critique ending in \\conclusion{True|False}.
+  `vocabulary`: words the critique format uses (so a tokenizer trained on the task sees them)."""
+  name: str
+  first_turn: str
+  critique_intro: str
+  critique_instruction: str
+  vocabulary: str = ""
+
+  def __post_init__(self):
+    if not self.name:
+      raise ValueError("template name must be non-empty")
+    _check(self.name, "first_turn", self.first_turn, needs_problem=True)
+    _check(self.name, "critique_intro", self.critique_intro, needs_problem=True)
+    _check(self.name, "critique_instruction", self.critique_instruction, needs_problem=False)
+
+  def first_prompt(self, problem: str) -> str:
+    return self.first_turn.format(problem=problem)
+
+  def critique_item_prompt(self, problem: str, candidate: str) -> str:
+    return self.critique_intro.format(problem=problem) + candidate + self.critique_instruction.format()
+
+
+# Toy: the candidate follows the question as an attempt would; the critique is the oracle's
+# column-by-column check (ArithmeticTask.critique) with the verdict as \conclusion{...}.
+CRL_ARITH = _register(CritiqueItemTemplate(
+    name="crl_arith",
+    first_turn=TOY.first_turn,
+    critique_intro=TOY.first_turn,
+    critique_instruction="\nCritique:",
+    vocabulary=" 8+7=15 c1 Correct ; 5+6+1=12 c1 Wrong ; \\conclusion{True} ; \\conclusion{False}",
+))
+
+# Real models (our paraphrase of the CRL task: judge a candidate, end with the boxed-style verdict).
+CRL_MATH = _register(CritiqueItemTemplate(
+    name="crl_math",
+    first_turn=MATH.first_turn,
+    critique_intro=("You are given a math problem and a candidate solution. Judge whether the solution is "
+                    "correct.\n\nProblem:\n{problem}\n\nCandidate solution:\n"),
+    critique_instruction=("\n\nCritique the candidate solution step by step: check each step and the final "
+                          "answer. End with \\conclusion{{True}} if the solution is correct or "
+                          "\\conclusion{{False}} if it is not."),
+))
+
+CRL_CODE = _register(CritiqueItemTemplate(
+    name="crl_code",
+    first_turn=CODE.first_turn,
+    critique_intro=("You are given a programming task and a candidate program. Judge whether the program "
+                    "passes every test of the task.\n\nTask:\n{problem}\n\nCandidate program:\n"),
+    critique_instruction=("\n\nCritique the program: trace it on the task's cases and look for bugs. End "
+                          "with \\conclusion{{True}} if it is correct or \\conclusion{{False}} if it is not."),
+))
+
+
 def get_template(name: str):
   """The template registered under `name` (KeyError listing the known names otherwise)."""
   return TEMPLATES.get(name)

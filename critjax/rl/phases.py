@@ -11,9 +11,13 @@ the recipe; its `on_start` hooks change the train state when the phase begins:
   Snapshot(role, name)     a frozen copy of the role's current parameters kept as role `name`
                            (offline-data baselines sample the base model; self-play rounds)
   ResetOptimizer(role)     fresh optimizer state for the phase's optimizer (RL after the warm-up)
+  BuildData(role, name)    an offline dataset sampled once from the role's current parameters
+                           (`recipe.build_data`), written to workdir/data/<name>.jsonl and handed to
+                           the recipe (`recipe.load_data`): Critique-Coder's candidate solutions
 
 Hooks act only when a run crosses the phase's first step; a resumed run finds their effect in the
-checkpoint, because every frozen copy they write is part of the TrainState from the start.
+checkpoint, because every frozen copy they write is part of the TrainState from the start; a
+BuildData's records are read back from their file (written before any checkpoint of the phase).
 """
 from __future__ import annotations
 
@@ -34,6 +38,12 @@ class Snapshot:
 @dataclasses.dataclass(frozen=True)
 class ResetOptimizer:
   role: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildData:
+  role: str
+  name: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,5 +76,8 @@ def check_hooks(phases, roles: dict) -> None:
       if isinstance(h, (ResetReference, ResetOptimizer)) and not roles[h.role].trained:
         raise ValueError(f"phase {p.name!r}: {type(h).__name__}({h.role!r}) needs a trained role; "
                          f"config.roles.{h.role}.trained is False")
+      if isinstance(h, BuildData) and not (h.name and h.name.replace("_", "").isalnum()):
+        raise ValueError(f"phase {p.name!r}: BuildData name {h.name!r} must be letters, digits and '_' "
+                         f"(it names the file workdir/data/<name>.jsonl)")
       if isinstance(h, Snapshot) and h.name in roles:
         raise ValueError(f"phase {p.name!r}: Snapshot name {h.name!r} is already a role")

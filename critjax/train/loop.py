@@ -35,7 +35,7 @@ from critjax.models import decoder
 from critjax.rl.advantages import GROUP_BASELINED
 from critjax.rl.phases import Phase, ResetOptimizer, ResetReference, Snapshot, check_hooks, reference_name
 from critjax.rl.recipes import RECIPES
-from critjax.train import tokenizer_setup
+from critjax.train import offline_data, tokenizer_setup
 from critjax.train.checkpoint import Checkpointer, check_workdir, load_role_params
 from critjax.train.metrics import MetricWriter
 from critjax.train.preemption import Preempted, StopRequests
@@ -336,6 +336,7 @@ def _run(cfg, workdir, task, recipe, trainer: Trainer, phases, state, ckpt, writ
   last_eval: dict = {}
   skipped_in_a_row = 0
   saved = ckpt.latest_step()
+  offline_data.restore(recipe, phases, starts, start, workdir)
 
   def save(step: int, force: bool = False):
     nonlocal saved
@@ -348,6 +349,7 @@ def _run(cfg, workdir, task, recipe, trainer: Trainer, phases, state, ckpt, writ
     phase = phases[i]
     if step == starts[i]:
       state = trainer.start_phase(state, phase)
+      offline_data.build(recipe, phase, trainer.params_view(state), cfg.seed, workdir)
     recipe.set_phase(phase)
     if phase.kind == "sft":
       state = _warmup_step(cfg, recipe, trainer, state, phase, step, mesh, writer, bar)
@@ -392,6 +394,7 @@ def _rl_step(cfg, recipe, trainer: Trainer, state, phase: Phase, rl_step: int, p
   stream = ProblemStream(recipe.task, cfg.seed, int(state.data_index), cfg.task.pool_size)
   problems = stream.take(cfg.rollout.prompts_per_step)
   rng, key = jax.random.split(state.rng)
+  recipe.data_index = int(state.data_index)
   try:
     collected = recipe.collect(trainer.params_view(state), problems, key, refill=stream.take)
   except Exception as e:  # a raising reward function: skip this update, count it, keep going

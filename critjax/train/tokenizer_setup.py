@@ -30,7 +30,13 @@ def build_tokenizer(cfg, task, workdir: Path):
     with tempfile.TemporaryDirectory() as tmp:
       # Template text (instructions, feedback prompts) is in the corpus so every piece is known.
       extra = []
-      for name in [n for n in TEMPLATES.names() if n == task.template or n.endswith("_" + task.template)]:
+      names = [n for n in TEMPLATES.names() if n == task.template or n.endswith("_" + task.template)]
+      # The run's own template too (a recipe's template named otherwise, e.g. 'crl_arith'); the
+      # list above is unchanged, so the tokenizers of runs that use it stay what they were.
+      own = cfg.recipe_args.get("template") if hasattr(cfg, "recipe_args") else None
+      if own and own not in names and own in TEMPLATES:
+        names.append(own)
+      for name in names:
         tpl = TEMPLATES.get(name)
         extra += [getattr(tpl, f) for f in ("correction_instruction", "critique_instruction",
                                            "refine_instruction", "vocabulary") if getattr(tpl, f, "")]

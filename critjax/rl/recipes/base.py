@@ -68,6 +68,11 @@ class Recipe:
       for h in p.on_start:
         if isinstance(h, Snapshot):
           self.engine.alias(h.name, like=h.role)
+    self.data: dict[str, list[dict]] = {}   # offline datasets by name (load_data)
+    # The stream position of this step's first problem (the checkpointed TrainState.data_index),
+    # set by the loop before `collect`: recipes with data of their own (CRL's critique items) index
+    # it from here, so a resumed run draws what an uninterrupted one would.
+    self.data_index = 0
     self.eval_rng = jax.random.PRNGKey(0)  # unused by greedy decoding; fixed for reproducibility
 
   def _check_roles(self):
@@ -173,6 +178,15 @@ class Recipe:
 
   def evaluate(self, params: dict, problems: Sequence[Problem]) -> dict:
     raise NotImplementedError
+
+  # --- offline datasets (critjax.rl.phases.BuildData) ----------------------------------------------
+  def build_data(self, name: str, params: dict, rng) -> list[dict]:
+    """Sample the offline dataset `name` once, at its phase's start: JSON-able records."""
+    raise NotImplementedError(f"recipe {self.cfg.recipe!r} builds no dataset {name!r}")
+
+  def load_data(self, name: str, records: list[dict]) -> None:
+    """Receive dataset `name` (just built, or read back from the workdir on a resume)."""
+    self.data[name] = records
 
   # --- supervised warm-up ------------------------------------------------------------------------
   def warmup_batches(self, problems: Sequence[Problem]) -> dict:

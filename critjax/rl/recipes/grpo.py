@@ -39,6 +39,7 @@ class GRPO(Recipe):
                "response_length": float(cat("lengths").mean()), "truncated_frac": float(cat("truncated").mean()),
                "kept_frac": float(batch["mask"].any(1).mean()), "gen_batches": len(gens),
                "generated_tokens": int(cat("lengths").sum())}
+    metrics.update(self.generation_metrics(gens))
     return Collected(batches={"policy": batch}, metrics=metrics, group_rows=g)
 
   def _generate(self, params, problems, rng) -> dict:
@@ -48,7 +49,7 @@ class GRPO(Recipe):
     ep = self.episode(SINGLE_TURN, params, problems, rng, num_samples=g)
     ro, texts = ep.rollout, ep.texts(0)
     rep = [p for p in problems for _ in range(g)]
-    rewards = self.task.score(rep, texts)                           # (N,) in {0, 1}
+    rewards = self.rewards(rep, texts)                              # (N,) in [0, 1]
     correct = rewards.reshape(-1, g) > 0
     truncated = np.asarray(ro.truncated).reshape(-1)
     lengths = episodes.turn_lengths(ro, 1)[:, 0]
@@ -65,7 +66,15 @@ class GRPO(Recipe):
     adv = np.asarray(ADVANTAGES.get(cfg.rl.advantage)(jnp.asarray(shaped.reshape(-1, g)), jnp.asarray(valid)))
     batch = episodes.policy_batch(ro, adv.reshape(-1, 1), row_valid_n=valid.reshape(-1))
     return {"batch": batch, "keep": keep, "rewards": rewards, "shaped": shaped, "lengths": lengths,
-            "truncated": truncated}
+            "truncated": truncated, "problems": rep, "texts": texts}
+
+  def rewards(self, problems, texts) -> np.ndarray:
+    """(N,) verifiable reward of each row's completion (the task's verifier)."""
+    return self.task.score(problems, texts)
+
+  def generation_metrics(self, gens: list[dict]) -> dict:
+    """Method metrics over a step's generation batches (none for plain GRPO)."""
+    return {}
 
   def evaluate(self, params, problems) -> dict:
     texts = self.episode(SINGLE_TURN, params, problems, self.eval_rng, greedy=True).texts(0)
