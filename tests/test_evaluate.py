@@ -101,3 +101,13 @@ def test_judgment_and_pair_parsers():
   assert parse_yes_no("Answer: Yes\nConfidence: 80%") is True and parse_yes_no("No.") is False
   assert parse_yes_no("I think so") is None
   assert final_answer("so 3 + 4 = 7. The answer is 1,234.") == "1234" and final_answer("x = 5 then 6") == "6"
+
+
+def test_pick_subsets_reads_the_flag_in_order_and_names_unknown_ones():
+  from critjax.eval.benches.base import pick_subsets
+  known = ("gsm8k", "math", "olympiadbench")
+  assert pick_subsets(None, known, "subset") == known and pick_subsets("all", known, "subset") == known
+  assert pick_subsets("math, gsm8k,math", known, "subset") == ("math", "gsm8k")
+  for bad in ("gsm9k", ",", "math,gsm9k"):
+    with pytest.raises(ValueError, match=r"--subset=.*unknown subset"):
+      pick_subsets(bad, known, "subset")

@@ -8,7 +8,7 @@ so an interrupted evaluation continues at the stage and batch it reached.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -22,6 +22,18 @@ class Result:
   chance: dict                  # name -> the same figure for a chance-level predictor (stated how)
   items: list                   # one dict per item: id, prediction, parsed value, correct, ...
   curves: Optional[dict] = None  # name -> {"x": [...], "y": [...]} where a curve is the result
+
+
+def pick_subsets(subset: Optional[str], known: Sequence[str], kind: str) -> tuple[str, ...]:
+  """--subset -> the subsets it names, in order: None or 'all' gives every known one; an unknown
+  name (or an empty list) is refused before any file is read, naming --subset and what there is."""
+  if subset in (None, "all"):
+    return tuple(known)
+  names = tuple(dict.fromkeys(s.strip() for s in subset.split(",") if s.strip()))
+  unknown = [s for s in names if s not in known]
+  if unknown or not names:
+    raise ValueError(f"--subset={subset!r}: unknown {kind}(s) {unknown}; have {list(known)}")
+  return names
 
 
 class Bench:

@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from critjax.eval import bench_data, bench_metrics
-from critjax.eval.benches.base import BENCHES, Bench, Result, check_limit
+from critjax.eval.benches.base import BENCHES, Bench, Result, pick_subsets, check_limit
 from critjax.eval.generation import Sampling
 
 CRITIC_PROMPT = """Here is a math question and a proposed solution. Check the solution step by \
@@ -49,7 +49,7 @@ class CriticBenchStyle(Bench):
 
   def load(self, limit, subset):
     check_limit(limit)     # before reading four files
-    gens = bench_data.GSM8K_GENERATORS if subset in (None, "all") else tuple(subset.split(","))
+    gens = pick_subsets(subset, bench_data.GSM8K_GENERATORS, "GSM8K solution generator")
     by_gen = {g: bench_data.load_gsm8k_solutions(g) for g in gens}
     n = len(next(iter(by_gen.values())))
     items = [by_gen[gens[i % len(gens)]][i] for i in range(n)]    # one solution per problem, in turn
@@ -95,7 +95,7 @@ class JudgeBench(Bench):
   description = "pairwise judge accuracy, both orders (JudgeBench's rule), position-flip rate"
 
   def load(self, limit, subset):
-    items = bench_data.load_judgebench() if subset in (None, "all") else bench_data.load_judgebench(subset.split(","))
+    items = bench_data.load_judgebench(pick_subsets(subset, bench_data.JUDGEBENCH_MODELS, "JudgeBench response model"))
     return self.take(items, limit, "judgebench pairs")
 
   def run(self, gen, items, opts) -> Result:

@@ -61,7 +61,7 @@ import numpy as np
 
 from critjax.data.paths import data_path
 from critjax.eval import metacritique as mc
-from critjax.eval.benches.base import BENCHES, Bench, Result, check_limit
+from critjax.eval.benches.base import BENCHES, Bench, Result, pick_subsets, check_limit
 from critjax.eval.generation import Sampling
 
 # The spec's leaderboard (GPT-4 judge, percent): critique model -> (Meta-P, Meta-R, Meta-F1).
@@ -277,10 +277,7 @@ class MetaCritiqueAgreement(Bench):
 
   def load(self, limit, subset):
     check_limit(limit)
-    self.slots = mc.CRITIQUE_SLOTS if subset in (None, "all") else tuple(subset.split(","))
-    bad = [s for s in self.slots if s not in mc.CRITIQUE_SLOTS]
-    if bad:
-      raise ValueError(f"--subset: unknown critique slot(s) {bad}; have {list(mc.CRITIQUE_SLOTS)}")
+    self.slots = pick_subsets(subset, mc.CRITIQUE_SLOTS, "critique slot")
     path = data_path("metacritique", "annotation_data.json")
     recs = mc.load_metacritique(path)
     _check_aius(path, recs, "gpt4_critique.aius")

@@ -73,7 +73,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from critjax.eval import bench_data
-from critjax.eval.benches.base import BENCHES, Bench, Result, check_limit
+from critjax.eval.benches.base import BENCHES, Bench, Result, pick_subsets, check_limit
 from critjax.eval.benches.scaling import final_answer
 from critjax.eval.generation import Sampling
 
@@ -275,10 +275,7 @@ class PremiseCritique(Bench):
 
   def load(self, limit, subset):
     check_limit(limit)
-    types = ERROR_TYPES if subset in (None, "all") else tuple(s.strip() for s in subset.split(","))
-    unknown = [t for t in types if t not in ERROR_TYPES]
-    if unknown or not types:
-      raise ValueError(f"--subset={subset!r}: unknown error type(s) {unknown}; have {ERROR_TYPES}")
+    types = pick_subsets(subset, ERROR_TYPES, "error type")
     per_cell = 100 if limit is None else math.ceil(limit / (len(types) * len(DIFFICULTIES)))
     built = bench_data.build_pcbench_style(per_cell=per_cell, error_types=types)
     return self.take(interleave(built, types), limit, "PCBench-style items")

@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from critjax.eval import bench_data, bench_metrics
-from critjax.eval.benches.base import BENCHES, Bench, Result
+from critjax.eval.benches.base import BENCHES, Bench, Result, pick_subsets
 from critjax.eval.generation import Sampling
 
 SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
@@ -60,10 +60,7 @@ class ProcessBench(Bench):
   description = "earliest wrong step: acc on erroneous / correct samples, F1 (harmonic mean), per subset"
 
   def load(self, limit, subset):
-    subsets = SUBSETS if subset in (None, "all") else tuple(subset.split(","))
-    unknown = [s for s in subsets if s not in SUBSETS]
-    if unknown:
-      raise ValueError(f"--subset={subset!r}: unknown ProcessBench subset(s) {unknown}; have {SUBSETS}")
+    subsets = pick_subsets(subset, SUBSETS, "ProcessBench subset")
     return self.take_per_subset(bench_data.load_processbench, subsets, limit, "processbench")
 
   def run(self, gen, items, opts) -> Result:

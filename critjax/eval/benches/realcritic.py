@@ -22,7 +22,7 @@ import re
 import numpy as np
 
 from critjax.eval import bench_data, bench_metrics
-from critjax.eval.benches.base import BENCHES, Bench, Result, last_boxed
+from critjax.eval.benches.base import BENCHES, Bench, Result, pick_subsets, last_boxed
 from critjax.eval.generation import Sampling
 
 SOLVE = """Solve the question step by step. Put the final answer in \\boxed{{}}{mc}.
@@ -60,7 +60,7 @@ class RealCritic(Bench):
   description = "closed-loop critique: direct, self-, cross- and iterative critique, scored by the correction"
 
   def load(self, limit, subset):
-    tasks = bench_data.REALCRITIC_TASKS if subset in (None, "all") else tuple(subset.split(","))
+    tasks = pick_subsets(subset, bench_data.REALCRITIC_TASKS, "RealCritic task")
     return self.take_per_subset(bench_data.load_realcritic, tasks, limit, "realcritic")
 
   def _grade(self, items, texts) -> np.ndarray:

@@ -55,7 +55,7 @@ from typing import Optional
 import numpy as np
 
 from critjax.eval import bench_data, bench_metrics
-from critjax.eval.benches.base import BENCHES, Bench, Result
+from critjax.eval.benches.base import BENCHES, Bench, Result, pick_subsets
 from critjax.eval.benches.judges import JUDGE_PROMPT, parse_pair
 from critjax.eval.generation import Sampling
 
@@ -192,7 +192,7 @@ class JudgeBenchPointwise(Bench):
   description = "JudgeBench accuracy of a pointwise 1-10 judge (the better response strictly higher)"
 
   def load(self, limit, subset):
-    models = bench_data.JUDGEBENCH_MODELS if subset in (None, "all") else tuple(subset.split(","))
+    models = pick_subsets(subset, bench_data.JUDGEBENCH_MODELS, "JudgeBench response model")
     return self.take_per_subset(bench_data.load_judgebench, models, limit, "judgebench")
 
   def run(self, gen, items, opts) -> Result:
