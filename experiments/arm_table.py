@@ -67,9 +67,15 @@ def run(base: ml_collections.ConfigDict, workdir: Path, seeds, arms: dict[str, C
           + f"  ({time.perf_counter() - t0:.0f}s)")
     (workdir / "results.partial.json").write_text(json.dumps(results, indent=2))
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  table = write_table(results, workdir, columns=columns, reference=reference, title=title)
+  return {"results": results, "table": table, "seconds": time.perf_counter() - t0}
+
+
+def write_table(results: dict, workdir: Path, *, columns, reference: str, title: str) -> str:
+  """table.md (mean ± SE; `reference` minus each arm, paired by seed) and table.png from the rows."""
   table = format_table(results, columns=columns)
   if reference in results and len(results) > 1:
     table += "\n\nPaired by seed:\n\n" + format_paired(results, reference, keys=columns)
   (workdir / "table.md").write_text(table + "\n")
   write_bar_chart(results, str(workdir / "table.png"), columns=columns, title=title)
-  return {"results": results, "table": table, "seconds": time.perf_counter() - t0}
+  return table

@@ -212,6 +212,9 @@ class CRL(GRPO):
                critique_acc_right=float(right[label].mean()) if label.any() else float("nan"),
                critique_acc_wrong=float(right[~label].mean()) if (~label).any() else float("nan"),
                candidates_right=float(label.mean()))
+    # The mean of the two per-label accuracies: a critic that always says False scores 50 here,
+    # whatever the share of wrong candidates (its plain accuracy is that share).
+    out["critique_balanced_acc"] = float(np.nanmean([out["critique_acc_right"], out["critique_acc_wrong"]]))
     return out
 
   # --- supervised warm-up ------------------------------------------------------------------------
