@@ -269,6 +269,63 @@ CRL_CODE = _register(CritiqueItemTemplate(
 ))
 
 
+@dataclasses.dataclass(frozen=True)
+class CritiqueGRPOTemplate(CritiqueTemplate):
+  """Critique-GRPO (arXiv 2506.03106, ALGORITHMS.md §3): a CritiqueTemplate (the CoT critic writes
+  after `critique_instruction`, the refinement follows `refine_instruction`) plus the indicative
+  critiques, which stand where the critic's turn would: `simple_critique` ('{verdict}') and
+  `gt_critique` ('{verdict}', '{answer}'); `verdicts` = (word for correct, word for incorrect)."""
+  simple_critique: str = ""
+  gt_critique: str = ""
+  verdicts: tuple = ("correct", "incorrect")
+
+  def __post_init__(self):
+    super().__post_init__()
+    for field, need in (("simple_critique", {"verdict"}), ("gt_critique", {"verdict", "answer"})):
+      if _fields(getattr(self, field)) != need:
+        raise ValueError(f"template {self.name!r}: {field} must use exactly the placeholders {sorted(need)}")
+
+  def indicative_critique(self, correct: bool, answer=None) -> str:
+    """'simple' (answer None) or 'simple_gt': the released code's templated critique."""
+    verdict = self.verdicts[0 if correct else 1]
+    if answer is None:
+      return self.simple_critique.format(verdict=verdict)
+    return self.gt_critique.format(verdict=verdict, answer=answer)
+
+
+# Toy: CRITIQUE_TOY's oracle critique format for the CoT critic; the indicative critiques are its
+# final verdict alone, or with the gold answer in the toy's answer format ("Final Wrong ; A: 625"):
+# the paper's "The generated solution is incorrect[, the ground truth is 625]." in the few tokens
+# the toy's context affords (a 64-piece tokenizer spells English letter by letter).
+CRITIQUE_GRPO_ARITH = _register(CritiqueGRPOTemplate(
+    name="critique_grpo_arith",
+    first_turn=TOY.first_turn,
+    critique_instruction=CRITIQUE_TOY.critique_instruction,
+    refine_instruction=CRITIQUE_TOY.refine_instruction,
+    simple_critique=CRITIQUE_TOY.critique_instruction + " Final {verdict}",
+    gt_critique=CRITIQUE_TOY.critique_instruction + " Final {verdict} ; A: {answer}",
+    verdicts=("Correct", "Wrong"),
+    vocabulary=CRITIQUE_TOY.vocabulary,
+))
+
+# Real models: the released code's indicative critiques verbatim; the critic's and refinement
+# instructions paraphrase its prompts (critique_prompts.py, refinement_prompts.py).
+CRITIQUE_GRPO_MATH = _register(CritiqueGRPOTemplate(
+    name="critique_grpo_math",
+    first_turn=MATH.first_turn,
+    critique_instruction=(
+        "\n\nAnalyze the solution above step by step. Identify any errors and explain each mistake in "
+        "detail. End with \"Conclusion: right [END]\" if the solution is correct, otherwise with "
+        "\"Conclusion: wrong [END]\".\n\nCritique:\n"),
+    refine_instruction=(
+        "\n\nPlease re-answer: correct the errors identified in the critique, if there are any, reason "
+        "step by step, and make sure the new solution addresses every issue the critique raises. End "
+        "with the line: \"Final Answer: The final answer is $ANSWER$. I hope it is correct.\"\n\nSolution:\n"),
+    simple_critique="\n\nCritique: The generated solution is {verdict}.",
+    gt_critique="\n\nCritique: The generated solution is {verdict}, the ground truth is {answer}.",
+))
+
+
 def get_template(name: str):
   """The template registered under `name` (KeyError listing the known names otherwise)."""
   return TEMPLATES.get(name)

@@ -237,3 +237,61 @@ def nll_loss(logp_bt, mask_bt):
   nll = -jnp.where(mask > 0, logp_bt.astype(jnp.float32), 0.0)
   total, denom = token_mean(nll, mask, None)
   return total, denom, {"nll": (jax.lax.stop_gradient(total), denom)}
+
+
+# --- Critique-GRPO --------------------------------------------------------------------------------
+
+# Critique-GRPO (arXiv 2506.03106) policy shaping f(p) = p / (p + gamma) on refinement tokens; the
+# released Qwen3-8B script's `off_policy_reshape="p_div_p_0.1"`.
+POLICY_SHAPING_GAMMA = 0.1
+
+
+def critique_grpo_loss(logp_bt, old_logp_bt, adv_bt, mask_bt, shaped_bt, cfg: LossConfig, *, entropy_bt=None,
+                       gamma: float = POLICY_SHAPING_GAMMA):
+  """Critique-GRPO's mixed objective (Zhang et al., arXiv 2506.03106, Sec. 3; ALGORITHMS.md §3), to
+  minimise; returns (loss_sum, denom, metrics).
+
+  Per token, with p_t = pi_theta(y_t | q, y_<t) and the group advantage A:
+    initial-sample tokens (shaped 0):  l = -A * rho_t,  rho_t = pi_theta / pi_old, NOT clipped
+    refinement tokens    (shaped 1):  l = -A * f(p_t), f(p) = p / (p + gamma)   (no pi_old)
+  minus entropy_coef * H_t, aggregated by cfg.aggregation. The refinement's gradient is
+  -A * gamma / (p + gamma)^2 * p * grad log p: low-probability tokens of a correct refinement are
+  pushed up ~1/gamma times harder than under an unshaped p * A.
+
+  The configs use seq_mean_token_sum_norm with norm_len = max_new_tokens: (1/N) sum_i sum_t l / L_max.
+  The released code (`loss_remove_token_mean`) takes each micro-batch's token sum / L_max, weighted by
+  its rows / the mini-batch's rows: ours times the micro-batch's row count when every micro-batch has
+  the same rows (a constant, which Adam ignores but gradient clipping does not; verl's dynamic batch
+  sizes make it vary). Departures: the entropy term goes through the same aggregation (the code
+  token-means it per micro-batch), so one (sum, denom) pair keeps micro-batch accumulation exact;
+  clipping fields of cfg are ignored (the paper removes clipping); there is no KL term (kl 0 in the
+  paper), and a config asking for one is refused. The log-ratio is clamped as in `policy_loss`.
+  """
+  _check(mask_bt, logp=logp_bt, old_logp=old_logp_bt, adv=adv_bt, shaped=shaped_bt, entropy=entropy_bt)
+  if cfg.kl_coef > 0:
+    raise ValueError("the critique_grpo loss has no KL term (Critique-GRPO uses none); set rl.loss.kl_coef=0")
+  if entropy_bt is None and cfg.entropy_coef > 0:
+    raise ValueError("critique_grpo_loss needs entropy_bt when loss.entropy_coef > 0")
+  mask = mask_bt.astype(jnp.float32)
+  on = mask > 0
+  clean = lambda x: None if x is None else jnp.where(on, jnp.asarray(x, jnp.float32), 0.0)
+  logp, old, adv, ent = map(clean, (logp_bt, old_logp_bt, adv_bt, entropy_bt))
+  shaped = jnp.where(on, jnp.asarray(shaped_bt, jnp.float32), 0.0) > 0
+  initial = (on & ~shaped).astype(jnp.float32)
+
+  ratio = jnp.exp(jnp.clip(logp - old, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))
+  prob = jnp.exp(logp)
+  pg = -adv * jnp.where(shaped, prob / (prob + gamma), ratio)
+  ent = jnp.zeros_like(pg) if ent is None else ent
+  loss_sum, denom = AGGREGATIONS.get(cfg.aggregation)(pg - cfg.entropy_coef * ent, mask, cfg.norm_len)
+  refine = shaped.astype(jnp.float32)
+  metrics = {"pg_loss": _token_metric(pg, mask), "entropy": _token_metric(ent, mask),
+             "ratio_mean": _token_metric(ratio, initial), "refine_prob": _token_metric(prob, refine),
+             "refine_token_frac": _token_metric(refine, mask)}
+  return loss_sum, denom, metrics
+
+
+@LOSSES.register("critique_grpo")
+def _critique_grpo_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
+  """A Critique-GRPO mixed-group batch: a policy batch plus `shaped` (1 on refinement tokens)."""
+  return critique_grpo_loss(logp_bt, mb["old_logp"], mb["adv"], mb["mask"], mb["shaped"], cfg, entropy_bt=entropy_bt)

@@ -1,3 +1,4 @@
 """Method recipes. Importing this package registers every recipe in `RECIPES`."""
 from critjax.rl.recipes.base import RECIPES, Collected, Phase, Recipe
 from critjax.rl.recipes import correction_baselines, critique_rl, crl, grpo, score  # noqa: F401  (registers them)
+from critjax.rl.recipes import critique_grpo  # noqa: F401
