@@ -42,6 +42,22 @@ def compilation_cache(path):
     cc.reset_cache()
 
 
+def assert_resumed_like_uninterrupted(dir_a, dir_b, after: int):
+  """The RL rows (warm-up rows left out, wall-clock fields stripped) that the uninterrupted run in
+  `dir_a` and the interrupted-and-resumed run in `dir_b` logged after step `after` are the same:
+  at least two of them, the same keys, values within 1e-6."""
+  import numpy as np
+  from critjax.train.metrics import read_metrics
+  rl = lambda d: [r for r in strip_timing(read_metrics(d))
+                  if r["step"] > after and not any(k.startswith("warmup/") for k in r)]
+  ra, rb = rl(dir_a), rl(dir_b)
+  assert len(ra) == len(rb) >= 2
+  for x, y in zip(ra, rb):
+    assert x.keys() == y.keys()
+    for k in x:
+      np.testing.assert_allclose(x[k], y[k], rtol=1e-6, err_msg=f"step {x['step']} {k}")
+
+
 @pytest.fixture(scope="session")
 def compilation_cache_dir(tmp_path_factory):
   """One cache directory for the session: tests of one tiny config share their executables."""
