@@ -43,12 +43,6 @@ COLUMNS = (("accuracy", "Accuracy"), ("gain", "Gain"), ("persistently_failed", "
 PAIRED = (("accuracy", "Accuracy"), ("gain", "Gain"), ("pf_solved", "PF solved"))
 NAN = float("nan")
 
-_SEEDS = flags.DEFINE_string("seeds", "0,1,2", "comma-separated seeds")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where every run and the table go")
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/critique_grpo.py:tiny", "the config every run starts from")
-_WARMUP_FROM = flags.DEFINE_string("warmup_from", None, "reuse seed{s}/warmup runs from this table workdir")
-_ARMS = flags.DEFINE_string("arms", ",".join(ARMS), "comma-separated arms to train")
-
 
 def arm_config(base: ml_collections.ConfigDict, warmup_dir: Path, critique: str) -> ml_collections.ConfigDict:
   """The arm: every role with parameters of its own from the warm-up run, no warm-up, its critique."""
@@ -126,5 +120,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a script: tests import several table modules into one process.
+  _SEEDS = flags.DEFINE_string("seeds", "0,1,2", "comma-separated seeds")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "where every run and the table go")
+  _CONFIG = config_flags.DEFINE_config_file("config", "configs/critique_grpo.py:tiny", "the config every run starts from")
+  _WARMUP_FROM = flags.DEFINE_string("warmup_from", None, "reuse seed{s}/warmup runs from this table workdir")
+  _ARMS = flags.DEFINE_string("arms", ",".join(ARMS), "comma-separated arms to train")
   flags.mark_flag_as_required("workdir")
   app.run(main)

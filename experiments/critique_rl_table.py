@@ -38,12 +38,6 @@ COLUMNS = (("verdict_acc", "Verdict acc"), ("f1_wrong", "F1 (wrong)"), ("process
            ("helpfulness", "Helpfulness"), ("acc_after", "Acc after"), ("delta", "Δ"),
            ("delta_i2c", "Δ^{i→c}"), ("delta_c2i", "Δ^{c→i}"))
 
-_SEEDS = flags.DEFINE_string("seeds", "0,1,2", "comma-separated seeds")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where every run and the table go")
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/critique_rl.py:tiny", "the config every run starts from")
-_WARMUP_FROM = flags.DEFINE_string("warmup_from", None, "reuse seed{s}/warmup runs from this table workdir")
-_ARMS = flags.DEFINE_string("arms", ",".join(ARMS), "comma-separated arms to train")
-
 
 def arm_config(base: ml_collections.ConfigDict, warmup_dir: Path, fraction: float) -> ml_collections.ConfigDict:
   """The arm: both roles from the warm-up run's checkpoint, no warm-up of its own, its stage split."""
@@ -98,5 +92,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a script: tests import several table modules into one process.
+  _SEEDS = flags.DEFINE_string("seeds", "0,1,2", "comma-separated seeds")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "where every run and the table go")
+  _CONFIG = config_flags.DEFINE_config_file("config", "configs/critique_rl.py:tiny", "the config every run starts from")
+  _WARMUP_FROM = flags.DEFINE_string("warmup_from", None, "reuse seed{s}/warmup runs from this table workdir")
+  _ARMS = flags.DEFINE_string("arms", ",".join(ARMS), "comma-separated arms to train")
   flags.mark_flag_as_required("workdir")
   app.run(main)

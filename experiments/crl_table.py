@@ -47,11 +47,6 @@ def hybrid(c):
 
 ARMS = {"rl_only": rl_only, "hybrid": hybrid}
 
-_SEEDS = flags.DEFINE_string("seeds", "0,1,2", "comma-separated seeds")
-_WORKDIR = flags.DEFINE_string("workdir", None, "where every run and the table go")
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/crl.py:tiny", "the config every run starts from")
-_TABLE_ONLY = flags.DEFINE_bool("table_only", False, "rewrite table.md / table.png from workdir/results.json")
-
 
 def main(argv):
   del argv
@@ -67,5 +62,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a script: tests import several table modules into one process.
+  _SEEDS = flags.DEFINE_string("seeds", "0,1,2", "comma-separated seeds")
+  _WORKDIR = flags.DEFINE_string("workdir", None, "where every run and the table go")
+  _CONFIG = config_flags.DEFINE_config_file("config", "configs/crl.py:tiny", "the config every run starts from")
+  _TABLE_ONLY = flags.DEFINE_bool("table_only", False, "rewrite table.md / table.png from workdir/results.json")
   flags.mark_flag_as_required("workdir")
   app.run(main)
