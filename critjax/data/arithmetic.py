@@ -213,3 +213,81 @@ class ArithmeticTask:
               for i, step in enumerate(self.solution_steps(a, b))]
     chunks.append("Final Correct" if self.reward(completion, self.answer(a, b)) == 1.0 else "Final Wrong")
     return " " + " ; ".join(chunks)
+
+  # --- SPC's step game (critjax/rl/recipes/spc.py): a step is one column of the worked solution ----
+
+  @staticmethod
+  def column(a: int, b: int, k: int) -> tuple[int, int, int]:
+    """Column k's operand digits and the carry into it (k = 0 the least significant column)."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    x = int(da[k]) if k < len(da) else 0
+    y = int(db[k]) if k < len(db) else 0
+    return x, y, ((a % 10 ** k) + (b % 10 ** k)) // 10 ** k
+
+  @staticmethod
+  def format_step(x: int, y: int, carry_in: int, total: int, carry_out: int) -> str:
+    return f"{x}+{y}" + (f"+{carry_in}" if carry_in else "") + f"={total} c{carry_out}"
+
+  def sneaky_step(self, a: int, b: int, k: int, kind: str, rng: np.random.Generator) -> str:
+    """Column k rewritten into a subtly wrong step of one error type (SPC's taxonomy on the toy):
+
+      digit  one operand digit misread (shifted by 1..9) and the column worked right from it: the
+             step agrees with itself, only the problem shows the error (`3+5+1=9 c0` for 3+2+1)
+      carry  the carry into the column toggled (dropped, or added where none is due) and worked
+             right from there: only the previous step shows the error (`3+2=5 c0`)
+      sum    the column's sum off by one, its carry following the wrong sum (`3+2+1=7 c0`)
+
+    Every kind moves the final answer by a non-zero multiple of 10^k (|shift| < 10^(k+1)), so a
+    completion that trusts the step never recovers a + b: each is a real error by construction."""
+    x, y, c = self.column(a, b, k)
+    if kind == "digit":
+      shift = int(rng.integers(1, 10))
+      if rng.random() < 0.5:
+        x = (x + shift) % 10
+      else:
+        y = (y + shift) % 10
+    elif kind == "carry":
+      c = 1 - c
+    elif kind != "sum":
+      raise ValueError(f"unknown sneaky error type {kind!r}; expected one of {SNEAKY_KINDS}")
+    s = x + y + c
+    if kind == "sum":
+      s = s + 1 if (s % 10 != 9 and rng.random() < 0.5) or s == 0 else s - 1
+    return self.format_step(x, y, c, s, s // 10)
+
+  @staticmethod
+  def parse_step(text: str):
+    """(stated sum, stated carry) of a column step `x+y[+c]=s cC`, or None when it is not one."""
+    m = _STEP_RE.fullmatch(text.strip())
+    return None if m is None else (int(m.group(1)), int(m.group(2)))
+
+  def step_success(self, a: int, b: int, k: int, step: str, n: int, slip: float, seed) -> float:
+    """Share of n completions that reach a + b from the right steps before column k and `step` as
+    column k: the toy's solver for SPC's validity check. A completion trusts the prefix (the stated
+    sum's last digit is the answer's digit, the stated carry goes into column k + 1), works the
+    remaining columns right except that each slips (sum off by one) with probability `slip`, and
+    assembles the answer. Completion i draws its slips from default_rng([*seed, i]), so two calls with
+    one seed (the original and the sneaky step) see the same slips. An unparseable step stops the
+    solution: no completion succeeds."""
+    parsed = self.parse_step(step)
+    if parsed is None:
+      return 0.0
+    stated, carry_k = parsed
+    cols = max(len(str(a)), len(str(b)))
+    hits = 0
+    for i in range(n):
+      rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), i])
+      value, carry = (a + b) % 10 ** k + (stated % 10) * 10 ** k, carry_k
+      for j in range(k + 1, cols):
+        x, y, _ = self.column(a, b, j)
+        s = x + y + carry
+        if rng.random() < slip:
+          s = s + 1 if s % 10 != 9 else s - 1
+        value += (s % 10) * 10 ** j
+        carry = s // 10
+      hits += value + carry * 10 ** cols == a + b
+    return hits / n
+
+
+SNEAKY_KINDS = ("digit", "carry", "sum")      # ArithmeticTask.sneaky_step's error types
+_STEP_RE = re.compile(r"\d\+\d(?:\+\d)?=(\d+) c(\d)")

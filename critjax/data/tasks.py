@@ -110,6 +110,40 @@ class Arithmetic(Task):
     a, b = map(int, problem.problem.split("+"))
     return None if self.gen.answer_first else self.gen.first_wrong_step(a, b, completion)
 
+  # --- SPC's step game (critjax/rl/recipes/spc.py) -------------------------------------------------
+
+  def error_types(self) -> tuple[str, ...]:
+    """The sneaky generator's error taxonomy (ArithmeticTask.sneaky_step)."""
+    from critjax.data.arithmetic import SNEAKY_KINDS
+    return SNEAKY_KINDS
+
+  def worked_steps(self, problem) -> list[str]:
+    """The correct solution's steps (columns, least significant first)."""
+    return self.gen.solution_steps(*map(int, problem.problem.split("+")))
+
+  def sneaky_step(self, problem, k: int, kind: str, rng) -> str:
+    """Step k rewritten into a wrong one of error type `kind` (ArithmeticTask.sneaky_step)."""
+    return self.gen.sneaky_step(*map(int, problem.problem.split("+")), k, kind, rng)
+
+  def step_success(self, problem, k: int, step: str, n: int, slip: float, seed) -> float:
+    """Share of n solver completions from the right steps before k and `step` that are right."""
+    return self.gen.step_success(*map(int, problem.problem.split("+")), k, step, n, slip, seed)
+
+  def real_error_step(self, problem, kind: str, rng) -> tuple[int, str]:
+    """(k, step): the first wrong step of a task-made flawed solution, whose steps before k are the
+    right ones. kind 'slip': Task.flawed_solution (a dropped carry or a sum off by one); 'misread':
+    ArithmeticTask.misread_solution (an operand digit misread). A slip that leaves every step right
+    (a dropped carry where none was due) is drawn again; after 10 draws a sum off by one stands in."""
+    a, b = map(int, problem.problem.split("+"))
+    for _ in range(10):
+      text = self.gen.flawed_solution(a, b, rng) if kind == "slip" else self.gen.misread_solution(a, b, rng)
+      k = self.gen.first_wrong_step(a, b, text)
+      steps = self.gen.steps_of(text)
+      if 0 <= k < len(steps):
+        return k, steps[k]
+    k = int(rng.integers(len(self.worked_steps(problem))))
+    return k, self.gen.sneaky_step(a, b, k, "sum", rng)
+
 
 def make_task(cfg) -> Task:
   if cfg.path is not None and not Path(cfg.path).exists():

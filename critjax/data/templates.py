@@ -326,6 +326,79 @@ CRITIQUE_GRPO_MATH = _register(CritiqueGRPOTemplate(
 ))
 
 
+@dataclasses.dataclass(frozen=True)
+class StepGameTemplate:
+  """SPC's two prompts (Chen et al., arXiv 2504.19162, Sec. 3; our paraphrase): the sneaky generator
+  reads the problem, the solution's steps so far, the correct next step and an error type, and
+  rewrites that step; the step critic reads the problem and a partial solution and judges its last
+  step, ending in SPC's verdict tag (critjax.rl.verdicts 'answer_tag'). `{steps}` is the steps so far,
+  each rendered by `step_format`; `critique_format` is the critic's target in warm-up and SFT data.
+  `vocabulary`: every word the prompts and outputs use (a tokenizer trained on the task sees them)."""
+  name: str
+  first_turn: str           # {problem}
+  sneaky_turn: str          # {steps} {step} {error}, appended to the first turn
+  critic_turn: str          # {steps} {last}, appended to the first turn
+  step_format: str = " {step} ;"
+  critique_format: str = " {analysis} ; <Answer>{verdict}</Answer>"
+  vocabulary: str = ""
+
+  def __post_init__(self):
+    for field, allowed in (("first_turn", {"problem"}), ("sneaky_turn", {"steps", "step", "error"}),
+                           ("critic_turn", {"steps", "last"}), ("step_format", {"step"}),
+                           ("critique_format", {"analysis", "verdict"})):
+      try:
+        have = _fields(getattr(self, field))
+      except ValueError as e:
+        raise ValueError(f"template {self.name!r}: {field} has malformed braces ({e})") from e
+      if have != allowed:
+        raise ValueError(f"template {self.name!r}: {field} has placeholders {sorted(have)}; needs {sorted(allowed)}")
+
+  def first_prompt(self, problem: str) -> str:
+    """The task's own prompt (the base model's solving data: Recipe.warmup_batch)."""
+    return self.first_turn.format(problem=problem)
+
+  def steps_text(self, steps) -> str:
+    return "".join(self.step_format.format(step=s) for s in steps)
+
+  def sneaky_prompt(self, problem: str, steps, step: str, error: str) -> str:
+    return self.first_turn.format(problem=problem) + self.sneaky_turn.format(
+        steps=self.steps_text(steps), step=step, error=error)
+
+  def critic_prompt(self, problem: str, steps, last: str) -> str:
+    return self.first_turn.format(problem=problem) + self.critic_turn.format(steps=self.steps_text(steps), last=last)
+
+  def critique(self, analysis: str, correct: bool) -> str:
+    return self.critique_format.format(analysis=analysis, verdict="Correct" if correct else "Incorrect")
+
+
+# Toy step game (critjax.rl.recipes.spc): a step is a column. The generator's target is the wrong
+# column; the critic re-works the column (its "analysis") and gives the verdict:
+#   sneaky  Q: 358+267 = 8+7=15 c1 ; Step: 5+6+1=12 c1 ; Error: sum ; Sneaky: 5+6+1=13 c1
+#   critic  Q: 358+267 = 8+7=15 c1 ; 5+6+1=13 c1 ; Check: 5+6+1=12 c1 ; <Answer>Incorrect</Answer>
+SPC_ARITH = _register(StepGameTemplate(
+    name="spc_arith",
+    first_turn="Q: {problem} =",
+    sneaky_turn="{steps} Step: {step} ; Error: {error} ; Sneaky:",
+    critic_turn="{steps} {last} ; Check:",
+    vocabulary=("Q: 358+267 = 8+7=15 c1 ; Step: 5+6+1=12 c1 ; Error: digit ; Error: carry ; Error: sum ; "
+                "Sneaky: 5+6+1=13 c1 ; Check: 5+6+1=12 c1 ; <Answer>Correct</Answer> ; <Answer>Incorrect</Answer>"),
+))
+
+# Real models (paraphrase of SPC's prompt outline, ALGORITHMS.md Sec. 8): steps one per paragraph.
+SPC_MATH = _register(StepGameTemplate(
+    name="spc_math",
+    first_turn="Problem:\n{problem}\n\nSolution so far:\n",
+    sneaky_turn=("{steps}\nThe next step of the solution is:\n{step}\n\nRewrite this step so that it contains a "
+                 "subtle error of the type \"{error}\" that a careful reader could miss. Keep the style of the "
+                 "solution and reply with the rewritten step only.\n\nRewritten step:\n"),
+    critic_turn=("{steps}{last}\n\nAnalyse the idea of the partial solution above, then check its last step "
+                 "carefully. Give a brief critique and end with <Answer>Correct</Answer> if the last step is "
+                 "correct, or <Answer>Incorrect</Answer> if it is not.\n\nCritique:\n"),
+    step_format="{step}\n\n",
+    critique_format="{analysis}\n\n<Answer>{verdict}</Answer>",
+))
+
+
 def get_template(name: str):
   """The template registered under `name` (KeyError listing the known names otherwise)."""
   return TEMPLATES.get(name)
