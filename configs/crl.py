@@ -13,7 +13,8 @@ Variants:
   qwen3-8b      Qwen3 (thinking) on HumanEval-style code with the sandboxed tests, n = 8, prompt batch
                 128, mini-batch 64, lr 1e-6 with 10 warm-up steps, clip 0.2 / 0.3, token-mean, dynamic
                 sampling, overlong masking, no KL, T 0.6 / top-p 0.95 / top-k 20, prompt 4096,
-                response 16384. Cannot run on a CPU; validated by tests/test_crl.py.
+                response 16384; a solve item's reward is the fraction of test cases passed
+                (task.code_reward="fraction"). Cannot run on a CPU; validated by tests/test_crl.py.
 """
 import ml_collections
 
@@ -49,7 +50,9 @@ def get_config(arg: str = "tiny"):
     raise ValueError(f"unknown config variant {arg!r}; expected tiny, tiny_rl, qwen3-4b or qwen3-8b")
   size = arg.split("-")[1]
   c.model = ml_collections.ConfigDict(common.qwen3_model(size))
-  c.task.update(name="humaneval")
+  # The RL reward of a code item is the fraction of its test cases passed (HumanEval's asserts);
+  # critique items are labelled right iff all pass (score == 1).
+  c.task.update(name="humaneval", code_reward="fraction")
   c.recipe_args.update(dict(template="crl_code", warmup_critique=0.0, pool_size=4096))
   c.tokenizer.path = f"checkpoints/qwen3-{size}"
   c.warmup.update(steps=0, checkpoint=f"checkpoints/qwen3-{size}")

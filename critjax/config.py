@@ -23,6 +23,10 @@ def _require(ok: bool, message: str):
     raise ValueError(message)
 
 
+CODE_REWARDS = ("all_pass", "fraction")
+CODE_TASKS = ("humaneval",)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
   name: str = "arithmetic"          # arithmetic | gsm8k | math500 | humaneval
@@ -36,9 +40,17 @@ class TaskConfig:
   # 0, pool_size) (0 = the whole stream). A finite pool is the member set of a contamination study
   # (RL-MIA, experiments/rl_mia_toy.py); the warm-up and the held-out problems keep their streams.
   pool_size: int = 0
+  # Code tasks (humaneval): "all_pass" rewards 1 iff every test passes; "fraction" rewards the
+  # share of test cases passed (Critique-Coder, arXiv 2509.22824; registry.HumanEvalReward).
+  code_reward: str = "all_pass"     # all_pass | fraction
 
   def __post_init__(self):
     _require(self.pool_size >= 0, f"pool_size={self.pool_size} must be >= 0 (0 = no pool)")
+    _require(self.code_reward in CODE_REWARDS,
+             f"code_reward={self.code_reward!r}; expected one of {' | '.join(CODE_REWARDS)}")
+    _require(self.code_reward == "all_pass" or self.name in CODE_TASKS,
+             f"code_reward={self.code_reward!r} needs a code task ({' | '.join(CODE_TASKS)}); "
+             f"task {self.name!r} has no test cases")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,7 @@ items sampled once at RL start (written, reused, read back on a resume), the con
 run that trains, logs CRL's metrics and resumes exactly."""
 import json
 import math
+import re
 
 import jax
 import ml_collections
@@ -137,14 +138,70 @@ def test_crl_configs_build_and_validate(variant):
   assert (cfg.rl.loss.clip_low, cfg.rl.loss.clip_high, cfg.rl.loss.aggregation) == (0.2, 0.3, "token_mean")
   assert cfg.rl.dynamic_sampling and cfg.rl.overlong_filter and cfg.rollout.group_size == 8
   assert args.mixture == ({"solve": 1.0, "critique": 0.0} if variant == "tiny_rl" else {"solve": 0.8, "critique": 0.2})
+  if not variant.startswith("qwen3"):
+    assert cfg.task.code_reward == "all_pass"
   if variant.startswith("qwen3"):      # ALGORITHMS.md §5: train_qwen3_4b_16k.sh
     assert cfg.rollout.prompts_per_step == 128 and cfg.optim.learning_rate == 1e-6 and cfg.optim.warmup_steps == 10
     assert (cfg.rollout.temperature, cfg.rollout.top_p, cfg.rollout.top_k) == (0.6, 0.95, 20)
     assert (cfg.rollout.max_prompt_len, cfg.rollout.max_new_tokens) == (4096, 16_384)
     rows = cfg.rollout.prompts_per_step * cfg.rollout.group_size
     assert rows // cfg.rl.num_minibatches == 64 * 8 and cfg.task.name == "humaneval"
+    assert cfg.task.code_reward == "fraction"          # the paper's share of test cases passed
     assert cfg.model.qk_norm and cfg.mesh.fsdp * max(cfg.mesh.data, 1) * cfg.mesh.tensor == 8
     shapes = jax.eval_shape(lambda: decoder.init_params(cfg.model, jax.random.key(0))[0])
     n = sum(math.prod(x.shape) for x in jax.tree.leaves(shapes))
     published = {"qwen3-4b": 4.02e9, "qwen3-8b": 8.19e9}[variant]     # Qwen3 model cards
     assert abs(n - published) / published < 0.02
+
+
+# --- the fractional code reward (task.code_reward) --------------------------------------------------
+
+@pytest.mark.parametrize("fields, msg", [
+    ({"name": "humaneval", "code_reward": "partial"}, "code_reward='partial'; expected one of all_pass | fraction"),
+    ({"name": "gsm8k", "code_reward": "fraction"}, "code_reward='fraction' needs a code task"),
+    ({"code_reward": "fraction"}, "task 'arithmetic' has no test cases"),
+])
+def test_bad_code_reward_is_refused_naming_the_field(fields, msg):
+  from critjax.config import TaskConfig
+  with pytest.raises(ValueError, match=re.escape(msg)):
+    TaskConfig(**fields)
+  c = crl_config.get_config("tiny")
+  c.task.update(fields)
+  with pytest.raises(ValueError, match=r"config\.task: code_reward="):
+    from_configdict(c)
+
+
+@pytest.mark.parametrize("code_reward, partial", [("all_pass", False), ("fraction", True)])
+def test_humaneval_reward_follows_code_reward(code_reward, partial):
+  from critjax.config import TaskConfig
+  from critjax.data.tasks import make_task
+  task = make_task(TaskConfig(name="humaneval", code_reward=code_reward))
+  try:
+    assert task.reward.partial_credit is partial
+  finally:
+    task.close()
+
+
+def test_candidates_are_right_only_when_every_test_passes(tmp_path, monkeypatch):
+  # Fractional solve rewards: the RL reward of a solve row is the fraction itself, a candidate is
+  # labelled right iff its score is 1, and critique rows keep r_CRL (verdict == label).
+  recipe = build(tiny(), tmp_path)["recipe"]
+  fractions = np.array([1.0, 2 / 3, 0.0, 0.999], np.float32)
+
+  class Episode:
+    def __init__(self, n):
+      self.n = n
+
+    def texts(self, turn):
+      return [" A: 1"] * self.n
+  monkeypatch.setattr(recipe, "episode", lambda turns, params, problems, rng, **kw: Episode(len(problems)))
+  monkeypatch.setattr(recipe.task, "score", lambda problems, texts: np.resize(fractions, len(problems)))
+  records = recipe.build_data("crl_pool", None, jax.random.key(0))
+  labels = [r["label"] for r in records]
+  assert len(labels) == 12 and labels == [True, False, False, False] * 3
+  item = lambda label: CritiqueItem(id="x", problem="3+4", answer="7", candidate=" A: 7", label=label)
+  solve = Problem(id="s", problem="3+4", answer="7")
+  rows = [solve, solve, item(True), item(False), solve, solve]
+  texts = ["a", "b", " \\conclusion{True}", " \\conclusion{True}", "c", "d"]
+  # task.score is asked about the 4 solve rows only: fractions 1, 2/3, 0, 0.999; critique: 1, 0
+  np.testing.assert_allclose(recipe.rewards(rows, texts), [1.0, 2 / 3, 1.0, 0.0, 0.0, 0.999], rtol=1e-6)

@@ -99,3 +99,13 @@ def test_no_refill_keeps_the_batch_as_generated(parts, monkeypatch):
 def test_max_gen_batches_is_checked():
   with pytest.raises(ValueError, match="rl.max_gen_batches must be >= 1, got 0"):
     RLConfig(max_gen_batches=0)
+
+
+def test_fractional_rewards_keep_every_group_whose_rewards_differ(parts, monkeypatch):
+  # task.code_reward="fraction": a group whose answers all pass some tests but not equally many has
+  # a nonzero advantage and is kept; one whose rewards are all equal (all 1/2) is dropped.
+  cfg, recipe, params = parts
+  frac = [[0.5, 1.0], [0.5, 0.5], [1.0, 1.0], [0.0, 1 / 3]]
+  out, made, stream = run(recipe, params, monkeypatch, [frac], max_gen_batches=1)
+  np.testing.assert_array_equal(out.batch["mask"].reshape(B, -1).any(1), [True, False, False, True])
+  assert out.metrics["accuracy"] == 3 / 8            # right = reward 1: 3 of the 8 answers

@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from critjax.data.datasets import Example, load_humaneval
@@ -547,3 +548,110 @@ def test_names_the_test_takes_from_the_prompt(sandbox):
           "SCALE = (0,)\n\ndef helper(x):\n    return 0\n")
   passed, info = sandbox.run(prompt + hack, test, "f")
   assert not passed, info
+
+
+# --- Test cases and partial credit (Critique-Coder's fraction of test cases passed) ------------------
+# Each expectation is counted by hand from the test's top-level assert statements.
+
+SQUARES = ("def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 4\n"
+           "    assert candidate(3) == 9\n")
+
+
+def _square_example(test=SQUARES):
+  return Example(id="sq", prompt="def f(x):\n", answer="    return x * x\n",
+                 meta={"test": test, "entry_point": "f"})
+
+
+@pytest.fixture(scope="module")
+def rewards():
+  with REWARDS.get("humaneval_tests")(timeout_s=TIMEOUT_S) as all_pass, \
+       REWARDS.get("humaneval_tests")(partial_credit=True, timeout_s=TIMEOUT_S) as fraction:
+    yield all_pass, fraction
+
+
+def test_partial_credit_is_the_fraction_of_asserts_passed(rewards):
+  all_pass, fraction = rewards
+  ex = _square_example()
+  completions = ["    return x * x\n",                       # 3 of 3
+                 "    return 4 if x == 2 else x\n",          # f(1)=1 ok, f(2)=4 ok, f(3)=3 wrong: 2 of 3
+                 "    return 0\n",                           # 0 of 3
+                 "    return x *\n"]                         # a syntax error: the program never runs
+  got, stats = fraction.score([ex] * 4, completions)
+  np.testing.assert_allclose(got, [1.0, 2 / 3, 0.0, 0.0], rtol=1e-6)
+  assert got[0] == 1.0 and got[1] < 1.0
+  assert all_pass([ex] * 4, completions).tolist() == [1.0, 0.0, 0.0, 0.0]
+  assert stats == {"n": 4, "passed": 1, "failed": 3}
+
+
+def test_each_assert_statement_is_one_case_and_failures_do_not_stop_the_rest(sandbox):
+  # The middle assert fails, the last still runs and passes: 2 of 3, and the verdict names the first
+  # failure, as the whole check (which stops there) would.
+  passed, info = sandbox.run("def f(x):\n    return 0 if x == 2 else x * x\n", SQUARES, "f")
+  assert not passed and info["status"] == "failed"
+  assert (info["tests"], info["tests_passed"]) == (3, 2)
+  assert "test.py:3" in info["judge"] and "AssertionError" in info["judge"]
+  passed, info = sandbox.run("def f(x):\n    return x * x\n", SQUARES, "f")
+  assert passed and (info["tests"], info["tests_passed"]) == (3, 3) and info["judge"] == ""
+
+
+def test_a_loop_of_asserts_is_one_case_and_assert_true_is_none(sandbox):
+  test = ("def check(candidate):\n    assert True, 'This prints if this assert fails'\n"
+          "    for x in range(4):\n        assert candidate(x) == x * x\n"
+          "    assert candidate(10) == 100\n")
+  # cases: the loop (one) and candidate(10) (one); `assert True` tests nothing
+  wrong_at_3 = "def f(x):\n    return 0 if x == 3 else x * x\n"       # the loop fails at x=3
+  passed, info = sandbox.run(wrong_at_3, test, "f")
+  assert not passed and (info["tests"], info["tests_passed"]) == (2, 1)
+  passed, info = sandbox.run("def f(x):\n    return x * x if x < 10 else 0\n", test, "f")
+  assert not passed and (info["tests"], info["tests_passed"]) == (2, 1)
+  passed, info = sandbox.run("def f(x):\n    return x * x\n", test, "f")
+  assert passed and (info["tests"], info["tests_passed"]) == (2, 2)
+
+
+def test_a_failing_setup_statement_fails_the_cases_after_it(sandbox):
+  test = ("def check(candidate):\n    assert candidate(1) == 1\n    y = candidate(0)\n"
+          "    assert candidate(2) == 4\n    assert y == 0\n")
+  # candidate(0) raises: case 1 passed, the two after the setup line never run
+  prog = "def f(x):\n    if x == 0:\n        raise ValueError('zero')\n    return x * x\n"
+  passed, info = sandbox.run(prog, test, "f")
+  assert not passed and (info["tests"], info["tests_passed"]) == (3, 1)
+  assert "ValueError" in info["judge"] and "test.py:3" in info["judge"]
+
+
+def test_without_counted_asserts_the_check_is_one_case(sandbox):
+  for test in ("def check(candidate):\n    assert True\n    candidate(1)\n",   # only a constant assert
+               "def helper(c):\n    assert c(1) == 1\n\ncheck = helper\n"):   # no `def check`
+    for prog, ok in (("def f(x):\n    return 1\n", True), ("def f(x):\n    raise KeyError\n", False)):
+      passed, info = sandbox.run(prog, test, "f")
+      assert passed is ok and (info["tests"], info["tests_passed"]) == (1, int(ok)), (test, info)
+
+
+def test_a_hang_fails_the_cases_not_yet_reported(sandbox, rewards):
+  _, fraction = rewards
+  ex = _square_example()
+  hang_first = "    while True:\n        pass\n"                       # hangs at the first call
+  hang_third = "    if x == 3:\n        while True:\n            pass\n    return x * x\n"
+  t0 = time.monotonic()
+  got, stats = fraction.score([ex, ex], [hang_first, hang_third])
+  # the first reports no case before the time limit: 0; the second passed 2 before hanging: 2/3
+  np.testing.assert_allclose(got, [0.0, 2 / 3], rtol=1e-6)
+  assert stats == {"n": 2, "timeout": 2}
+  assert time.monotonic() - t0 < 2 * (TIMEOUT_S + SLACK_S)
+  passed, info = sandbox.run("def f(x):\n    while True:\n        pass\n", SQUARES, "f")
+  assert not passed and info["status"] == "timeout"
+  assert (info["tests"], info["tests_passed"]) == (3, 0)
+
+
+def test_a_crash_fails_the_remaining_cases(sandbox):
+  # The program exits during the second call: the first case passed, the rest see it gone.
+  prog = "import os\n\ndef f(x):\n    if x == 2:\n        os._exit(0)\n    return x * x\n"
+  passed, info = sandbox.run(prog, SQUARES, "f")
+  assert not passed and info["status"] == "failed"
+  assert (info["tests"], info["tests_passed"]) == (3, 1)
+
+
+def test_counts_default_when_there_is_no_verdict():
+  passed, info = run_code_tests("def f():\n    return 1\n", CHECK_ONE, "not an identifier")
+  assert info["status"] == "sandbox_error" and (info["tests"], info["tests_passed"]) == (1, 0)
+  with pytest.raises(TypeError, match="partial_credit"):
+    REWARDS.get("humaneval_tests")(partial_credit="yes")

@@ -1,7 +1,8 @@
 """Tasks: a stream of problems plus a verifiable, host-side scorer. Chosen by `config.task.name`.
 
 A task hands out `Problem`s as a pure function of (seed, index) so the data position is an integer
-kept in the train state, and scores completions with a reward in {0, 1}. Prompt wording lives in
+kept in the train state, and scores completions with a reward in {0, 1} (HumanEval with
+task.code_reward="fraction": in [0, 1], 1 iff every test passes). Prompt wording lives in
 `critjax.data.templates`, not here.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Task:
     raise NotImplementedError
 
   def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> np.ndarray:
-    """(N,) float32 rewards in {0, 1}."""
+    """(N,) float32 rewards in {0, 1}; 1 = right (a fractional code reward is < 1 unless right)."""
     raise NotImplementedError
 
   def extract(self, completion: str) -> Optional[str]:
@@ -227,8 +228,10 @@ class HumanEval(_DatasetTask):
     return load_humaneval(path=self.cfg.path)
 
   def make_reward(self):
+    """All tests pass (1 or 0), or with task.code_reward="fraction" the share of test cases
+    passed (1 still iff all pass); registry.HumanEvalReward."""
     from critjax.rewards import REWARDS
-    return REWARDS.get("humaneval_tests")()
+    return REWARDS.get("humaneval_tests")(partial_credit=self.cfg.code_reward == "fraction")
 
   def score(self, problems, completions):
     by_id = {ex.id: ex for ex in self.train_set}

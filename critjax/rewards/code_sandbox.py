@@ -3,7 +3,10 @@
 The reward is 1 when the program runs to its end and then `check(<entry_point>)` from `test`
 returns within the limits, with `<entry_point>` the program's function, and 0 otherwise (the
 unit-test reward of Chen et al. 2021, Sec. 2.1). A crash, hang, limit hit or sandbox failure is a
-0 and an `info['status']`, never an exception in the caller.
+0 and an `info['status']`, never an exception in the caller. The judge also counts check's test
+cases (its top-level assert statements; a loop of asserts is one) and how many passed, reported
+as they run, so a hang or crash fails only the cases not yet reported (`info['tests']`,
+`info['tests_passed']`: the partial-credit reward, registry.HumanEvalReward).
 
 How (three kinds of process, started by `_run`; sandbox_child.py holds the two script sides):
 
@@ -86,6 +89,7 @@ import keyword
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -208,14 +212,80 @@ def _kill(proc: subprocess.Popen) -> None:
   proc.wait()
 
 
+def _read_verdict(fd: int, judge: subprocess.Popen, deadline: float) -> tuple[bytes, bool]:
+  """(what the judge wrote to `fd`, whether it was still running at `deadline`, then killed).
+  Read while the judge runs, so its per-case reports never fill the pipe and block it."""
+  chunks, size, timed_out = [], 0, False
+  poller = select.poll()
+  poller.register(fd, select.POLLIN)
+  while True:
+    left = deadline - time.monotonic()
+    if left <= 0:
+      timed_out = True
+      break
+    if not poller.poll(max(1, int(left * 1000))):
+      continue
+    data = os.read(fd, 1 << 16)
+    if not data:  # the judge's end closed: it exited
+      break
+    if size < VERDICT_BYTES:
+      chunks.append(data[:VERDICT_BYTES - size])
+      size += len(chunks[-1])
+  if not timed_out:
+    try:
+      judge.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+      timed_out = True
+  _kill(judge)
+  os.set_blocking(fd, False)
+  try:  # what a killed judge left in the pipe
+    while size < VERDICT_BYTES and (data := os.read(fd, VERDICT_BYTES - size)):
+      chunks.append(data)
+      size += len(data)
+  except BlockingIOError:
+    pass
+  return b"".join(chunks), timed_out
+
+
+def _parse_verdict(raw: bytes) -> dict:
+  """The judge's verdict stream (sandbox_child: `{"tests": n}`, a 1 or 0 per test case run, the
+  verdict), read line by line; an unterminated last line is one the kill cut short. Without the
+  final verdict: {tests, tests_passed} of the cases reported so far ({} if not even the count)."""
+  out = {}
+  for line in raw.split(b"\n")[:-1]:
+    try:
+      msg = json.loads(line)
+    except ValueError:
+      break
+    if type(msg) is dict and "passed" in msg:
+      return msg
+    if type(msg) is dict and not out and set(msg) == {"tests"}:
+      out = {"tests": msg["tests"], "tests_passed": 0}
+    elif type(msg) is int and msg in (0, 1) and out:
+      out["tests_passed"] += msg
+    else:
+      break
+  return out
+
+
+def _counts(verdict: dict, passed: bool) -> tuple[int, int]:
+  """(tests, tests_passed) of a verdict, kept consistent with `passed`: tests_passed == tests
+  exactly when it passed (a timeout after the last case still fails one). (1, passed) when the
+  verdict has no valid counts."""
+  n, k = verdict.get("tests"), verdict.get("tests_passed")
+  if not (type(n) is int and type(k) is int and 0 <= k <= n and n >= 1):
+    n, k = 1, 0
+  return n, (n if passed else min(k, n - 1))
+
+
 def _run(program: str, test: str, entry_point: str, cfg: SandboxConfig,
          namespaces: bool) -> tuple[bool, dict]:
   t0 = time.perf_counter()
   deadline = time.monotonic() + cfg.timeout_s
   if not entry_point.isidentifier() or keyword.iskeyword(entry_point):
     return False, {"status": "sandbox_error", "error": f"bad entry point {entry_point!r}",
-                   "returncode": None, "stdout": "", "stderr": "", "judge": "",
-                   "wall_s": time.perf_counter() - t0}
+                   "returncode": None, "stdout": "", "stderr": "", "judge": "", "tests": 1,
+                   "tests_passed": 0, "wall_s": time.perf_counter() - t0}
   root = os.geteuid() == 0
   uid = gid = None
   if root:
@@ -269,16 +339,7 @@ def _run(program: str, test: str, entry_point: str, cfg: SandboxConfig,
     procs["judge"] = _spawn([cfg.python, "-I", "-S", str(CHILD_SCRIPT), "--judge"], job, work,
                             "judge", tuple(judge_fds) + (verdict_w,))
     close(verdict_w, *judge_fds)
-    try:
-      procs["judge"].wait(timeout=max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-      timed_out = True
-    _kill(procs["judge"])
-    os.set_blocking(verdict_r, False)
-    try:
-      raw = os.read(verdict_r, VERDICT_BYTES)
-    except BlockingIOError:
-      raw = b""
+    raw, timed_out = _read_verdict(verdict_r, procs["judge"], deadline)
     try:  # the program sandbox sees the judge's end of its pipe close, and exits
       procs["program"].wait(timeout=min(EXIT_GRACE_S, max(0.0, deadline - time.monotonic())))
     except subprocess.TimeoutExpired:
@@ -289,7 +350,8 @@ def _run(program: str, test: str, entry_point: str, cfg: SandboxConfig,
     stderr = _read_capped(work / "program.stderr", cfg.output_bytes)
   except Exception as e:  # a sandbox failure is a zero reward, not a trainer crash
     return False, {"status": "sandbox_error", "error": repr(e), "returncode": None,
-                   "stdout": "", "stderr": "", "judge": "", "wall_s": time.perf_counter() - t0}
+                   "stdout": "", "stderr": "", "judge": "", "tests": 1, "tests_passed": 0,
+                   "wall_s": time.perf_counter() - t0}
   finally:
     for proc in procs.values():
       if proc.returncode is None:
@@ -297,16 +359,16 @@ def _run(program: str, test: str, entry_point: str, cfg: SandboxConfig,
     for fd in own_fds:
       os.close(fd)
     shutil.rmtree(work, ignore_errors=True)
-  try:
-    verdict = json.loads(raw)
-  except ValueError:
-    verdict = {"passed": False, "error": f"the judge gave no verdict (exit status "
-                                         f"{procs['judge'].returncode})"}
+  verdict = _parse_verdict(raw)
+  if "passed" not in verdict:
+    verdict.update(passed=False, error=f"the judge gave no verdict (exit status "
+                                       f"{procs['judge'].returncode})")
   passed = verdict.get("passed") is True and not timed_out
   status = "passed" if passed else "timeout" if timed_out else "failed"
+  tests, tests_passed = _counts(verdict, passed)
   return passed, {"status": status, "returncode": procs["program"].returncode, "stdout": stdout,
-                  "stderr": stderr, "judge": str(verdict.get("error", "")),
-                  "wall_s": time.perf_counter() - t0}
+                  "stderr": stderr, "judge": str(verdict.get("error", "")), "tests": tests,
+                  "tests_passed": tests_passed, "wall_s": time.perf_counter() - t0}
 
 
 def run_code_tests(program: str, test: str, entry_point: str, *, timeout_s: float = 10.0,
@@ -316,7 +378,9 @@ def run_code_tests(program: str, test: str, entry_point: str, *, timeout_s: floa
 
   Returns (passed, info) with info = {status: passed | failed | timeout | sandbox_error,
   returncode, stdout, stderr (the program's, both capped), judge (why the test failed, '' when it
-  passed), wall_s}. Other limits: `SandboxConfig` fields.
+  passed), tests, tests_passed (check's test cases and how many passed, see sandbox_child; 1 and
+  0 when the judge gave no count or the sandbox failed; tests_passed == tests iff passed), wall_s}.
+  Other limits: `SandboxConfig` fields.
   """
   cfg = SandboxConfig(timeout_s=timeout_s, memory_mb=memory_mb, **cfg_kwargs)
   ns = _probe_namespaces() if cfg.namespaces is None else cfg.namespaces

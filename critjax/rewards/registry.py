@@ -71,9 +71,22 @@ def humaneval_program(prompt: str, completion: str) -> str:
 
 @REWARDS.register("humaneval_tests")
 class HumanEvalReward(_Closing):
-  """1 if `check(entry_point)` from `example.meta['test']` passes in the sandbox (code_sandbox)."""
+  """1 if `check(entry_point)` from `example.meta['test']` passes in the sandbox (code_sandbox),
+  else 0.
 
-  def __init__(self, max_concurrency: int = 2, **sandbox_kwargs):
+  With `partial_credit`, the score is the fraction of check's test cases that pass,
+  `info['tests_passed'] / info['tests']`: Critique-Coder (arXiv 2509.22824) rewards a code RL item
+  with the fraction of its test cases passed. HumanEval has no separate test cases; its asserts
+  stand in for them (each top-level assert statement of `check` one case, a loop of asserts one,
+  `assert True` none; see sandbox_child). The score is 1 exactly when the whole check passes, so
+  `score == 1` still means "all tests pass"; a timeout fails the cases not yet run, a syntax
+  error or a sandbox failure scores 0.
+  """
+
+  def __init__(self, partial_credit: bool = False, max_concurrency: int = 2, **sandbox_kwargs):
+    if not isinstance(partial_credit, bool):
+      raise TypeError(f"partial_credit must be True or False, got {partial_credit!r}")
+    self.partial_credit = partial_credit
     self.sandbox = CodeSandbox(SandboxConfig(**sandbox_kwargs), max_concurrency=max_concurrency)
 
   def score(self, examples: Sequence[Example], completions: Sequence[str]):
@@ -81,7 +94,11 @@ class HumanEvalReward(_Closing):
     results = self.sandbox.run_batch(
         [humaneval_program(e.prompt, c) for e, c in zip(examples, completions)],
         [e.meta["test"] for e in examples], [e.meta["entry_point"] for e in examples])
-    scores = np.array([float(ok) for ok, _ in results], np.float32)
+    if self.partial_credit:  # tests_passed == tests iff ok (code_sandbox), so 1.0 iff ok
+      scores = np.array([1.0 if ok else info["tests_passed"] / info["tests"]
+                         for ok, info in results], np.float32)
+    else:
+      scores = np.array([float(ok) for ok, _ in results], np.float32)
     statuses = [info["status"] for _, info in results]
     stats = {"n": len(results), **{s: statuses.count(s) for s in sorted(set(statuses))}}
     return scores, stats

@@ -19,7 +19,22 @@ Judge (`--judge`): trusted, never runs program code. Reads its job, waits for ev
 side's "ready" message, binds the names the test takes from the program to proxies (a call sends
 the arguments over the pipe and returns the decoded answer, or raises), to decoded values, or,
 for a standard-library module, to the judge's own import of it, runs `test` and then
-`check(<entry_point>)`, and writes `{"passed": bool, "error": str}` to its verdict fd.
+`check(<entry_point>)`, and writes its verdict to its verdict fd (below).
+
+Test cases (for a partial-credit reward; `passed` does not depend on them). Each top-level
+statement of `check`'s body that holds an `assert` of something other than a constant (an
+`assert True, "..."` tests nothing) is one test case; a loop of asserts is one. The judge compiles
+`test` with each such statement wrapped in a try that records its outcome and goes on with the
+next; the other statements run as they are, and an exception in one ends `check` (the cases not
+yet run count as failed). `passed` keeps its meaning: `check` ran to its end and no statement
+raised, so passed iff tests_passed == tests (a failure after the last case is charged to it). With
+no counted case (or no top-level `def check`, or a test that does not parse), tests is 1 and
+tests_passed is passed. Everything here is the judge's own code working on the trusted test's
+syntax tree; the program's answers still reach it only through the proxies.
+
+Verdict stream (one JSON line each, so a judge killed at the time limit has already reported the
+cases it ran): `{"tests": n}` before anything runs, then `1` or `0` as each case passes or fails,
+then `{"passed": bool, "error": str, "tests": n, "tests_passed": k}`.
 
 Wire format (one JSON line per message, both directions): None, bool, str, float (NaN and
 Infinity as JSON's extensions) and int are themselves (ints beyond 2**52 as {"i": hex}); list is a
@@ -383,13 +398,17 @@ class _Peer:
     self.req, self.resp, self.cap, self.label = req_fd, os.fdopen(resp_fd, "rb"), cap, label
     self.raisable = _raisable()
     self.lock = _thread.allocate_lock()  # one call at a time, should a test call from threads
+    self.broken = ""  # set once a reply overran the cap: the rest of it is no answer to anything
 
   def _read(self):
+    if self.broken:  # later test cases fail at once instead of reading the overrun as replies
+      raise CandidateError(self.broken)
     line = self.resp.readline(self.cap + 1)
     if not line:
       raise CandidateError(f"the {self.label} exited")
     if len(line) > self.cap or not line.endswith(b"\n"):
-      raise CandidateError(f"the {self.label} sent more than {self.cap} bytes")
+      self.broken = f"the {self.label} sent more than {self.cap} bytes"
+      raise CandidateError(self.broken)
     try:
       return decode(line)
     except Exception:
@@ -440,6 +459,86 @@ def _describe(e, test):
   return f"{type(e).__name__}: {str(e)[:500]}{where}"[:2000]
 
 
+RECORD, CAUGHT = "__judge_record__", "__judge_exception__"  # names the wrapped check uses
+
+
+def _is_case(stmt) -> bool:
+  """Whether a statement of check's body is a test case: it holds an assert of something other
+  than a constant, outside the bodies of functions and classes it defines."""
+  import ast
+  nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+  todo = [] if isinstance(stmt, nested) else [stmt]
+  while todo:
+    node = todo.pop()
+    if isinstance(node, ast.Assert) and not isinstance(node.test, ast.Constant):
+      return True
+    todo += [c for c in ast.iter_child_nodes(node) if not isinstance(c, nested)]
+  return False
+
+
+def _with_cases(test: str):
+  """(code, n): `test` compiled with each test case of its last top-level `def check` wrapped so
+  that `__judge_record__(i, exception or None)` hears its outcome (a False answer re-raises), and
+  the number of cases; (None, 0) when there is no such check or case, or `test` does not parse."""
+  import ast
+  try:
+    tree = ast.parse(test, "test.py")
+  except (SyntaxError, ValueError):
+    return None, 0
+  checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+  if not checks:
+    return None, 0
+  fn, body, n = checks[-1], [], 0
+  for stmt in fn.body:
+    if not _is_case(stmt):
+      body.append(stmt)
+      continue
+    # try: <stmt>
+    # except BaseException as __judge_exception__:
+    #   if not __judge_record__(n, __judge_exception__): raise
+    # else: __judge_record__(n, None)
+    def record(outcome, i=n):
+      return ast.Call(ast.Name(RECORD, ast.Load()), [ast.Constant(i), outcome], [])
+    wrapped = ast.Try(
+        body=[stmt],
+        handlers=[ast.ExceptHandler(
+            type=ast.Name("BaseException", ast.Load()), name=CAUGHT,
+            body=[ast.If(ast.UnaryOp(ast.Not(), record(ast.Name(CAUGHT, ast.Load()))),
+                         [ast.Raise()], [])])],
+        orelse=[ast.Expr(record(ast.Constant(None)))], finalbody=[])
+    body.append(ast.copy_location(wrapped, stmt))  # the wrapper's nodes take the statement's line
+    n += 1
+  if not n:
+    return None, 0
+  fn.body = body
+  ast.fix_missing_locations(tree)
+  try:
+    return compile(tree, "test.py", "exec"), n
+  except (SyntaxError, ValueError):
+    return None, 0
+
+
+class _Cases:
+  """`__judge_record__`: hears each case's outcome while `check(<entry_point>)` runs, reports it
+  on the verdict fd, and keeps the first failure's description. An exception that is not an
+  Exception (SystemExit, KeyboardInterrupt), or one raised while the test's own module code calls
+  check, is not recorded: it is re-raised, as without the wrapper."""
+
+  def __init__(self, fd, test):
+    self.fd, self.test, self.active = fd, test, False
+    self.outcomes, self.failed, self.first_error = {}, False, ""
+
+  def __call__(self, i, exc):
+    if not self.active or (exc is not None and not isinstance(exc, Exception)):
+      return False
+    if i not in self.outcomes:
+      self.outcomes[i] = exc is None
+      _write_all(self.fd, b"1\n" if exc is None else b"0\n")
+    if exc is not None and not self.failed:
+      self.failed, self.first_error = True, _describe(exc, self.test)
+    return True
+
+
 def judge_main():
   job = json.loads(sys.stdin.read())
   fd = os.open(os.devnull, os.O_RDONLY)
@@ -456,7 +555,14 @@ def judge_main():
     import ctypes
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
   verdict = {"passed": False, "error": ""}
+  out = job["verdict_fd"]
   try:
+    code, tests = _with_cases(job["test"])
+  except Exception:  # e.g. RecursionError on a deeply nested test: no cases, `passed` unchanged
+    code, tests = None, 0
+  cases = _Cases(out, job["test"])
+  try:
+    _write_all(out, json.dumps({"tests": max(tests, 1)}).encode() + b"\n")
     peers = {label: _Peer(p["req_fd"], p["resp_fd"], job["message_bytes"], label)
              for label, p in job["peers"].items()}
     manifests = {label: peer.ready() for label, peer in peers.items()}
@@ -472,17 +578,33 @@ def judge_main():
         if top in sys.stdlib_module_names and top not in NO_IMPORT:
           import importlib
           ns[name] = importlib.import_module(kind[1])
-    exec(compile(job["test"], "test.py", "exec"), ns)
+    ns[RECORD] = cases
+    exec(code if code is not None else compile(job["test"], "test.py", "exec"), ns)
+    cases.active = True
     eval(compile(f"check({job['entry_point']})", "check", "eval"), ns)
-    verdict["passed"] = True
+    cases.active = False
+    verdict["passed"] = not cases.failed
   except BaseException as e:
-    verdict["error"] = _describe(e, job["test"])
+    cases.active = False
+    verdict["error"] = cases.first_error or _describe(e, job["test"])
+  else:
+    verdict["error"] = cases.first_error
+  if not tests:
+    tests, tests_passed = 1, int(verdict["passed"])
+  elif verdict["passed"]:
+    tests_passed = tests  # a check that returned early passed all the same
+  else:
+    tests_passed = min(sum(cases.outcomes.values()), tests - 1)
+  verdict.update(tests=tests, tests_passed=tests_passed)
   try:
     sys.stdout.flush()
     sys.stderr.flush()
   except BaseException:
     pass
-  _write_all(job["verdict_fd"], json.dumps(verdict).encode())
+  try:
+    _write_all(out, json.dumps(verdict).encode() + b"\n")
+  except BaseException:
+    pass
   os._exit(0)
 
 

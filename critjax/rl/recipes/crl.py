@@ -5,7 +5,9 @@ GRPO over a weighted mixture of two tasks in one batch: of every step's B prompt
 question and a candidate solution; the policy writes a critique ending in \\conclusion{True|False},
 and its reward is 1 when the verdict equals whether the candidate is right (the task's verifier:
 the answer checks, or all tests pass), 0 when it does not or the verdict is missing (the paper's
-r_CRL). Solve items keep the task's own reward. Everything else is the GRPO recipe with the
+r_CRL). Solve items keep the task's own reward: for code (configs/crl.py qwen3,
+task.code_reward="fraction") the paper's share of test cases passed, while a candidate is labelled
+right only when that share is 1 (every test passes). Everything else is the GRPO recipe with the
 paper's settings (configs/crl.py: clip 0.2 / 0.3, token-mean, dynamic sampling, overlong masking,
 no KL), so every group, critique groups included, is filtered and advantaged the same way.
 
@@ -134,6 +136,7 @@ class CRL(GRPO):
       part = problems[i:i + chunk]
       texts = self.episode(SINGLE_TURN, params, part, jax.random.fold_in(rng, i)).texts(0)
       labels = self.task.score(part, texts) >= 1.0        # right = every test passes / the answer verifies
+      # (a fractional code reward, task.code_reward="fraction", is 1 only when every test passes)
       out += [{"id": f"{name}:{p.id}", "problem": p.problem, "answer": p.answer, "solution": p.solution,
                "candidate": t, "label": bool(c)} for p, t, c in zip(part, texts, labels)]
     # A candidate whose critique prompt is longer than rollout.max_prompt_len cannot be asked about:
@@ -191,8 +194,10 @@ class CRL(GRPO):
     rewards = np.concatenate([g["rewards"] for g in gens])
     crit = np.array([isinstance(p, CritiqueItem) for p in probs])
     out = {"critique_share": float(crit.mean())}
-    if (~crit).any():
-      out["solve_accuracy"] = float(rewards[~crit].mean())
+    if (~crit).any():     # right: reward 1 (all tests pass, also under task.code_reward="fraction")
+      out["solve_accuracy"] = float((rewards[~crit] >= 1.0).mean())
+      if self.cfg.task.code_reward == "fraction":
+        out["solve_reward"] = float(rewards[~crit].mean())    # the mean share of test cases passed
     if crit.any():
       missing = [self.parse(t).final is None for t, c in zip(texts, crit) if c]
       out.update(critique_reward=float(rewards[crit].mean()), verdict_missing=float(np.mean(missing)))

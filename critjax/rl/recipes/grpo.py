@@ -35,7 +35,7 @@ class GRPO(Recipe):
         gens.append(self._generate(params, refill(b), jax.random.fold_in(rng, len(gens))))
     batch = _take_groups(gens, b, g, self.pad_id)
     cat = lambda k: np.concatenate([x[k] for x in gens])
-    metrics = {"reward_mean": float(cat("shaped").mean()), "accuracy": float(cat("rewards").mean()),
+    metrics = {"reward_mean": float(cat("shaped").mean()), "accuracy": float((cat("rewards") >= 1.0).mean()),
                "response_length": float(cat("lengths").mean()), "truncated_frac": float(cat("truncated").mean()),
                "kept_frac": float(batch["mask"].any(1).mean()), "gen_batches": len(gens),
                "generated_tokens": int(cat("lengths").sum())}
@@ -50,18 +50,20 @@ class GRPO(Recipe):
     ro, texts = ep.rollout, ep.texts(0)
     rep = [p for p in problems for _ in range(g)]
     rewards = self.rewards(rep, texts)                              # (N,) in [0, 1]
-    correct = rewards.reshape(-1, g) > 0
     truncated = np.asarray(ro.truncated).reshape(-1)
     lengths = episodes.turn_lengths(ro, 1)[:, 0]
     shaped = rewards.copy()
     if cfg.rl.soft_overlong_cache:
       shaped += filters.soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens, cfg.rl.soft_overlong_cache)
-    valid = np.ones_like(correct)
+    valid = np.ones((len(problems), g), bool)
     if cfg.rl.overlong_filter:
       valid &= filters.overlong_filter_mask(truncated.reshape(-1, g))
     keep = np.ones(len(problems), bool)
     if cfg.rl.dynamic_sampling:
-      keep = filters.dynamic_sampling_mask(shaped.reshape(-1, g), correct)
+      # Groups whose task rewards are all equal: all right or all wrong for a 0/1 reward, and for a
+      # fractional one (task.code_reward="fraction") also e.g. every answer passing half the tests.
+      # The unshaped reward, so the soft overlong penalty alone keeps no group.
+      keep = filters.dynamic_sampling_mask(rewards.reshape(-1, g))
       valid &= keep[:, None]
     adv = np.asarray(ADVANTAGES.get(cfg.rl.advantage)(jnp.asarray(shaped.reshape(-1, g)), jnp.asarray(valid)))
     batch = episodes.policy_batch(ro, adv.reshape(-1, 1), row_valid_n=valid.reshape(-1))
@@ -78,7 +80,7 @@ class GRPO(Recipe):
 
   def evaluate(self, params, problems) -> dict:
     texts = self.episode(SINGLE_TURN, params, problems, self.eval_rng, greedy=True).texts(0)
-    return {"accuracy": float(self.task.score(problems, texts).mean())}
+    return {"accuracy": float((self.task.score(problems, texts) >= 1.0).mean())}   # right: reward 1
 
 
 def _take_groups(gens: list[dict], b: int, g: int, pad_id: int) -> dict:
