@@ -399,6 +399,85 @@ SPC_MATH = _register(StepGameTemplate(
 ))
 
 
+@dataclasses.dataclass(frozen=True)
+class GRMTemplate:
+  """A pointwise GRM prompt (DeepSeek-GRM / SPCT, arXiv 2504.02495, ALGORITHMS.md §6; our wording):
+  the query (`first_turn`, '{problem}'), each response (`response_format`, '{index}' 1-based and
+  '{response}'), an optional hint naming the best response (`hint_format`, '{index}': SPCT's hinted
+  sampling for rejective fine-tuning), then `instruction`. The GRM writes principles, a critique and
+  the scores line critjax.rl.grm_scores parses (`Scores: [[7, 3]]`). `vocabulary`: every word the
+  prompts and outputs use (a tokenizer trained on the task sees them)."""
+  name: str
+  first_turn: str           # {problem}
+  response_format: str      # {index} {response}
+  instruction: str
+  hint_format: str = ""     # {index}; empty: this template has no hinted variant
+  vocabulary: str = ""
+
+  def __post_init__(self):
+    for field, allowed in (("first_turn", {"problem"}), ("response_format", {"index", "response"}),
+                           ("instruction", set()), ("hint_format", {"index"})):
+      text = getattr(self, field)
+      try:
+        have = _fields(text)
+      except ValueError as e:
+        raise ValueError(f"template {self.name!r}: {field} has malformed braces ({e})") from e
+      if have != allowed and (text or field != "hint_format"):
+        raise ValueError(f"template {self.name!r}: {field} has placeholders {sorted(have)}; needs {sorted(allowed)}")
+    if not self.instruction.strip():
+      raise ValueError(f"template {self.name!r}: instruction is empty")
+
+  def prompt(self, problem: str, responses, hint_best=None) -> str:
+    """The GRM's prompt for `responses` in the order given; hint_best (0-based, in that order) adds
+    the hint line."""
+    if not responses:
+      raise ValueError(f"template {self.name!r}: a GRM prompt needs at least one response")
+    text = self.first_turn.format(problem=problem)
+    text += "".join(self.response_format.format(index=i + 1, response=r) for i, r in enumerate(responses))
+    if hint_best is not None:
+      if not self.hint_format:
+        raise ValueError(f"template {self.name!r} has no hint_format for hinted sampling")
+      if not 0 <= hint_best < len(responses):
+        raise ValueError(f"hint_best={hint_best} must index one of the {len(responses)} responses")
+      text += self.hint_format.format(index=hint_best + 1)
+    return text + self.instruction.format()
+
+
+# Toy GRM (critjax/data/grm_toy.py): the responses are the actor's worked solutions, one per line;
+# the oracle trajectory re-works the columns and marks each response's steps, then the scores line:
+#   Q: 358+267 =
+#   R1: 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625
+#   R2: 8+7=15 c1 ; 5+6+1=13 c1 ; 3+2+1=6 c0 ; A: 635
+#   Judge: P: check 3 columns ; 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; R1: ok ok ok ; R2: ok bad ok ; Scores: [[10, 7]]
+GRM_ARITH = _register(GRMTemplate(
+    name="grm_arith",
+    first_turn="Q: {problem} =",
+    response_format="\nR{index}:{response}",
+    instruction="\nJudge:",
+    hint_format="\nBest: R{index}",
+    vocabulary=("Q: 358+267 = \nR1: 8+7=15 c1 ; A: 625 \nR2: R3: R4: \nBest: R1 \nJudge: P: check 3 columns ; "
+                "R1: ok bad ; R2: ok ok ; Scores: [[10, 7]] ; Scores: [[4, 1, 7, 10]]"),
+))
+
+# Real models (our paraphrase of SPCT's outline, ALGORITHMS.md §6: principles, then a critique of each
+# response against them, then every response's integer score on one last line). The format line's
+# letters are not numbers, so a model that echoes it writes no second scores block (grm_scores).
+GRM_CHAT = _register(GRMTemplate(
+    name="grm_chat",
+    first_turn=("You are a careful judge of answers to a user's query. Read the query and the responses "
+                "below.\n\nQuery:\n{problem}\n\n"),
+    response_format="[Response {index}]\n{response}\n[End of Response {index}]\n\n",
+    instruction=("First write a few principles, specific to this query, that a good response must meet, "
+                 "and say how much each one matters. Then critique every response against those "
+                 "principles, pointing out concrete errors. Finally score each response with an integer "
+                 "from 1 (worst) to 10 (best) and end with one line holding all the scores, in the order "
+                 "the responses appear: \"Scores: [[a, b, ...]]\", where a is the score of Response 1, b "
+                 "that of Response 2, and so on.\n\n"
+                 "Principles:\n"),
+    hint_format="Hint: the best response is Response {index}.\n\n",
+))
+
+
 def get_template(name: str):
   """The template registered under `name` (KeyError listing the known names otherwise)."""
   return TEMPLATES.get(name)
