@@ -19,7 +19,7 @@ quickstart: venv
 	$(PY) -m experiments.quickstart --workdir=workdirs/quickstart
 
 test: venv
-	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q --durations=25 tests
+	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 clean:
 	rm -rf $(VENV) workdirs
