@@ -99,11 +99,20 @@ def run_phases(cfg: ExperimentConfig, recipe, *, warmup: bool = True) -> list[Ph
   roles = recipe.role_cfgs
   trained = [n for n, r in roles.items() if r.trained and r.share is None]
   out = [Phase("warmup", cfg.warmup.steps, kind="sft")] if (warmup and cfg.warmup.steps) else []
-  rl = [p for p in recipe.phases()] or [Phase("rl", 0)]
-  auto = tuple(ResetOptimizer(r) for r in trained if out) + tuple(ResetReference(r) for r in recipe.references())
+  own = list(recipe.phases())
+  # A recipe may start with supervised phases of its own (e.g. rejective fine-tuning on data it
+  # samples at the phase's start): they run after the warm-up, before every RL phase, and their
+  # batches come from recipe.phase_batches.
+  n_sft = next((i for i, p in enumerate(own) if p.kind != "sft"), len(own))
+  late = [p.name for p in own[n_sft:] if p.kind == "sft"]
+  if late or any(p.name == "warmup" for p in own):
+    raise ValueError(f"recipe {cfg.recipe!r}: supervised phases must come before its RL phases and not be named "
+                     f"'warmup' (phases: {[(p.name, p.kind) for p in own]})")
+  sft, rl = out + own[:n_sft], own[n_sft:] or [Phase("rl", 0)]
+  auto = tuple(ResetOptimizer(r) for r in trained if sft) + tuple(ResetReference(r) for r in recipe.references())
   rl[0] = dataclasses.replace(rl[0], on_start=auto + tuple(rl[0].on_start))
-  check_hooks(out + rl, roles)
-  return out + rl
+  check_hooks(sft + rl, roles)
+  return sft + rl
 
 
 def _put_batch(batch: dict, mesh):
@@ -352,7 +361,7 @@ def _run(cfg, workdir, task, recipe, trainer: Trainer, phases, state, ckpt, writ
       offline_data.build(recipe, phase, trainer.params_view(state), cfg.seed, workdir)
     recipe.set_phase(phase)
     if phase.kind == "sft":
-      state = _warmup_step(cfg, recipe, trainer, state, phase, step, mesh, writer, bar)
+      state = _warmup_step(cfg, recipe, trainer, state, phase, step, int(starts[i]), mesh, writer, bar)
       if step + 1 == starts[i + 1]:
         save(step + 1, force=True)    # the warm-up is never redone
     else:
@@ -424,16 +433,21 @@ def _rl_step(cfg, recipe, trainer: Trainer, state, phase: Phase, rl_step: int, p
   return state, metrics
 
 
-def _warmup_step(cfg, recipe, trainer: Trainer, state, phase: Phase, step: int, mesh, writer, bar):
-  """One supervised step of every role the recipe's warm-up batches fit. Deterministic in the seed."""
-  w = cfg.warmup
-  problems = recipe.task.problems(cfg.seed + WARMUP_DATA_SEED, step * w.batch_size, w.batch_size)
-  batches = {r: _put_batch(b, mesh) for r, b in recipe.warmup_batches(problems).items()}
+def _warmup_step(cfg, recipe, trainer: Trainer, state, phase: Phase, step: int, first: int, mesh, writer, bar):
+  """One supervised step (global `step`; the phase starts at `first`) of every role the phase's
+  batches fit. Deterministic in the seed."""
+  if phase.name == "warmup":
+    w = cfg.warmup
+    problems = recipe.task.problems(cfg.seed + WARMUP_DATA_SEED, step * w.batch_size, w.batch_size)
+    host = recipe.warmup_batches(problems)
+  else:                       # a recipe's own supervised phase: its k-th batch (deterministic in k)
+    host = recipe.phase_batches(phase, step - first)
+  batches = {r: _put_batch(b, mesh) for r, b in host.items()}
   state, m = trainer.update(phase)(state, batches)
   state = state.replace(step=state.step + 1)
-  if step % 10 == 0 or step == phase.steps - 1:
+  if (step - first) % 10 == 0 or step - first == phase.steps - 1:
     m = {k: float(v) for k, v in m.items()}
-    writer.write(step, {"phase": 0, **m}, prefix="warmup/")
+    writer.write(step, {"phase": 0, **m}, prefix=f"{phase.name}/")
     bar.set_postfix({k: f"{v:.3f}" for k, v in m.items() if k.endswith("nll")})
   return state
 
@@ -476,5 +490,5 @@ def last_logged_eval(workdir: Path) -> dict:
 
 def _runtime_overrides(model_cfg) -> dict:
   """Fields of the run's model config that are not in a checkpoint's config.json."""
-  keys = ("attention_impl", "dtype", "param_dtype", "remat")
+  keys = ("attention_impl", "dtype", "param_dtype", "remat", "scalar_head")
   return {k: getattr(model_cfg, k) for k in keys}

@@ -193,6 +193,12 @@ class Recipe:
     """role -> supervised batch for the warm-up phase (every role the warm-up fits)."""
     return {"policy": self.warmup_batch(problems)}
 
+  def phase_batches(self, phase: Phase, k: int) -> dict:
+    """role -> supervised batch for step k of one of the recipe's own supervised phases
+    (Phase(kind='sft') in `phases()`, e.g. rejective fine-tuning on a BuildData set); k counts from
+    the phase's start, so a resumed run takes the batches an uninterrupted one would."""
+    raise NotImplementedError(f"recipe {self.cfg.recipe!r} has no batches for supervised phase {phase.name!r}")
+
   def warmup_batch(self, problems: Sequence[Problem]) -> dict:
     """Prompt + correct worked solution: fits the base model to the task format."""
     missing = [p.id for p in problems if p.solution is None]
