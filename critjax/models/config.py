@@ -42,6 +42,9 @@ class ModelConfig:
   dtype: str = "float32"               # activations / compute
   param_dtype: str = "float32"
   remat: bool = False                  # rematerialise each block in the backward pass
+  # A linear head D -> 1 on the final-normed hidden state (DeepSeek-GRM's meta RM, arXiv 2504.02495):
+  # parameter `scalar_head`, read by `decoder.forward(..., return_scalar=True)`. No HF counterpart.
+  scalar_head: bool = False
 
   def __post_init__(self):
     if self.n_heads % self.n_kv_heads:

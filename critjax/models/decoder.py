@@ -11,15 +11,19 @@ One call covers the three uses:
   * prefill / continue:  `apply(p, tokens_bt, cache=c, start_b=s)` writes the chunk's K/V at
     positions s[b]..s[b]+T-1 of each row and attends over everything before it. Decode is T = 1;
     a multi-turn episode appends its next turn with the row's current length as `start_b`.
+With `cfg.scalar_head`, `apply(p, tokens_bt, return_scalar=True)` -> (logits, scalar (B, T)): a
+linear D -> 1 head on the final-normed hidden state (DeepSeek-GRM's meta RM; `scalar_scores`).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from critjax.models.attention import attend
@@ -181,16 +185,39 @@ class Block(nn.Module):
     return x_btd, cache_kv
 
 
+class ScalarHead(nn.Module):
+  """A linear D -> 1 head with bias: DeepSeek-GRM's meta RM (arXiv 2504.02495) reads it at the last token.
+
+  Zero init: every sequence starts at p = 0.5. The kernel's gradient h (sigma(s) - y) is not zero and
+  one linear unit has no symmetry to break, so zeros do not stall training; an HF / GGUF import
+  initialises the head the same way (`fresh_scalar_head`), with no key needed."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x_btd):
+    pdt = _dtype(self.cfg.param_dtype)
+    zeros = nn.initializers.zeros
+    w_d1 = self.param("kernel", nn.with_logical_partitioning(zeros, ("embed", None)), (self.cfg.d_model, 1), pdt)
+    bias_1 = self.param("bias", nn.with_logical_partitioning(zeros, (None,)), (1,), pdt)
+    s_bt1 = jnp.einsum("btd,dk->btk", x_btd, w_d1.astype(x_btd.dtype), preferred_element_type=jnp.float32)
+    return s_bt1[..., 0] + bias_1.astype(jnp.float32)[0]                  # (B, T) float32
+
+
 class Decoder(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
   def __call__(self, tokens_bt, *, cache: Optional[Cache] = None, start_b=None,
-               return_hidden: bool = False):
+               return_hidden: bool = False, return_scalar: bool = False):
     """tokens (B, T) int32 -> (logits (B, T, V) float32, new cache or None).
 
-    With `cache`, `start_b` (B,) gives each row's write offset (its current length)."""
+    With `cache`, `start_b` (B,) gives each row's write offset (its current length).
+    `return_scalar` (needs cfg.scalar_head; no cache): -> (logits, scalar (B, T) float32) instead."""
     cfg = self.cfg
+    if return_scalar and not cfg.scalar_head:
+      raise ValueError("return_scalar=True needs model.scalar_head=True; this model config has no scalar head")
+    if return_scalar and (cache is not None or return_hidden):
+      raise ValueError("return_scalar=True scores whole sequences: it takes no cache and no return_hidden")
     dt, pdt = _dtype(cfg.dtype), _dtype(cfg.param_dtype)
     b, t = tokens_bt.shape
     embed = self.param("embed", nn.with_logical_partitioning(nn.initializers.normal(cfg.d_model ** -0.5), ("vocab", "embed")),
@@ -218,6 +245,9 @@ class Decoder(nn.Module):
         new_cache["v"].append(layer_cache["v"])
 
     x = RMSNorm(cfg.norm_eps, cfg.norm_offset, dt, pdt, name="final_norm")(x)
+    scalar_bt = None
+    if cfg.scalar_head and (return_scalar or self.is_initializing()):
+      scalar_bt = ScalarHead(cfg, name="scalar_head")(x)
     if return_hidden:
       return x, new_cache
     if cfg.tie_embeddings:
@@ -228,6 +258,8 @@ class Decoder(nn.Module):
       logits = jnp.einsum("btd,dv->btv", x, head.astype(dt), preferred_element_type=jnp.float32)
     if cfg.final_logit_softcap is not None:
       logits = jnp.tanh(logits / cfg.final_logit_softcap) * cfg.final_logit_softcap
+    if return_scalar:
+      return logits, scalar_bt
     return logits, new_cache
 
 
@@ -257,5 +289,28 @@ def logical_axes_of(boxed) -> Any:
 
 
 def forward(params, tokens_bt, cfg: ModelConfig, **kw):
-  """Functional entry point: (params, tokens (B, T)) -> (logits (B, T, V), cache)."""
+  """Functional entry point: (params, tokens (B, T)) -> (logits (B, T, V), cache); with
+  `return_scalar=True` (cfg.scalar_head) -> (logits, scalar (B, T) float32)."""
   return Decoder(cfg).apply({"params": params}, tokens_bt, **kw)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def scalar_scores(params, tokens_bt, length_b, cfg: ModelConfig):
+  """The scalar head at each row's last real token: (B, T) right-padded tokens, (B,) lengths -> (B,) float32.
+
+  DeepSeek-GRM's meta RM (arXiv 2504.02495) scores each of the k sampled GRM trajectories this way.
+  Attention is causal, so padding after position length-1 does not change the score; a length-0 row
+  reads position 0. Under jit the unused logits are dead code and cost nothing."""
+  b, t = tokens_bt.shape
+  if jnp.shape(length_b) != (b,):
+    raise ValueError(f"length_b must be (B,) = ({b},), got {jnp.shape(length_b)}")
+  _, scalar_bt = forward(params, tokens_bt, cfg, return_scalar=True)
+  pos_b = jnp.clip(jnp.asarray(length_b, jnp.int32) - 1, 0, t - 1)
+  return jnp.take_along_axis(scalar_bt, pos_b[:, None], axis=1)[:, 0]
+
+
+def fresh_scalar_head(cfg: ModelConfig) -> dict:
+  """The scalar head's initial parameters (zeros, as `init_params` makes them) as host arrays, the
+  `params['scalar_head']` subtree; for checkpoints without one (a Hugging Face or GGUF import)."""
+  dtype = jnp.dtype(cfg.param_dtype)
+  return {"kernel": np.zeros((cfg.d_model, 1), dtype), "bias": np.zeros((1,), dtype)}

@@ -329,7 +329,7 @@ def import_gguf(path: str | Path | GGUFFile, *, dtype: Optional[str] = None, par
     sharding = None if shardings is None else families.get_path(shardings, spec.path)
     families.set_path(params, spec.path, hf_io._place(x, sharding))
     del x
-  return params, cfg
+  return hf_io.add_fresh_scalar_head(params, cfg, shardings), cfg
 
 
 # ---------------------------------------------------------------------------- tokenizer, chat template

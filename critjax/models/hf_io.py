@@ -143,7 +143,8 @@ def import_hf(path: str | Path, *, shardings: Any = None, **cfg_overrides) -> tu
 
   `shardings`: optional pytree of `jax.sharding.Sharding` matching the params tree (e.g. from
   `critjax.sharding`); each tensor goes straight onto its sharding. `cfg_overrides`: non-shape
-  ModelConfig fields such as `param_dtype='bfloat16'`, `dtype`, `attention_impl`, `remat`.
+  ModelConfig fields such as `param_dtype='bfloat16'`, `dtype`, `attention_impl`, `remat`, and
+  `scalar_head=True`, which adds a freshly initialised scalar head (`add_fresh_scalar_head`).
   Raises CheckpointError naming the tensor or shard on any mismatch, before reading weights.
   """
   path = Path(path)
@@ -172,7 +173,17 @@ def import_hf(path: str | Path, *, shardings: Any = None, **cfg_overrides) -> tu
         sharding = None if shardings is None else families.get_path(shardings, spec.path)
         families.set_path(params, spec.path, _place(x, sharding))
         del x
-  return params, cfg
+  return add_fresh_scalar_head(params, cfg, shardings), cfg
+
+
+def add_fresh_scalar_head(params: dict, cfg: ModelConfig, shardings: Any = None) -> dict:
+  """With cfg.scalar_head (an import for a meta RM, `scalar_head=True` among the overrides), adds the
+  head a checkpoint cannot hold, initialised as `decoder.init_params` does (zeros); else no change."""
+  if cfg.scalar_head:
+    from critjax.models.decoder import fresh_scalar_head
+    params["scalar_head"] = {k: _place(v, None if shardings is None else shardings["scalar_head"][k])
+                             for k, v in fresh_scalar_head(cfg).items()}
+  return params
 
 
 def _to_host(x) -> np.ndarray:
@@ -194,6 +205,9 @@ def export_hf(params: Any, cfg: ModelConfig, path: str | Path, *, family: str,
   held in host memory while written. Every file is written to a temporary name and renamed, and
   config.json comes last, so an interrupted export leaves no torn file and no config.json.
   """
+  if cfg.scalar_head:
+    raise ValueError("model.scalar_head=True: the scalar head has no Hugging Face counterpart; to export the "
+                     "language model without it, pass cfg=dataclasses.replace(cfg, scalar_head=False)")
   path = Path(path)
   path.mkdir(parents=True, exist_ok=True)
   fam = families.FAMILIES.get(family)

@@ -1,4 +1,5 @@
-"""Policy-gradient losses for the online group engine (ALGORITHMS.md sections 0, 1, 2, 13), plus SFT NLL.
+"""Policy-gradient losses for the online group engine (ALGORITHMS.md sections 0, 1, 2, 13), plus SFT NLL
+and the BCE of DeepSeek-GRM's scalar meta RM (section 6).
 
 Dimension key: B sequences (responses, or episodes in multi-turn), T tokens.
 
@@ -18,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from critjax.registry import Registry
 from critjax.rl.kl import KL_ESTIMATORS, KL_PLACEMENTS, kl_in_reward_advantages
@@ -295,3 +297,66 @@ def critique_grpo_loss(logp_bt, old_logp_bt, adv_bt, mask_bt, shaped_bt, cfg: Lo
 def _critique_grpo_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
   """A Critique-GRPO mixed-group batch: a policy batch plus `shaped` (1 on refinement tokens)."""
   return critique_grpo_loss(logp_bt, mb["old_logp"], mb["adv"], mb["mask"], mb["shaped"], cfg, entropy_bt=entropy_bt)
+
+
+# --- DeepSeek-GRM meta RM -------------------------------------------------------------------------
+
+# Losses that read the scalar head: `update.role_loss` runs the forward pass with return_scalar=True
+# and hands them mb['scalar'] (B, T).
+SCALAR_LOSSES = frozenset({"meta_rm_bce"})
+
+
+def check_binary_labels(label_b, row_valid_b=None) -> None:
+  """Raises naming `label` unless every counted row's label is 0 or 1. Values are only visible
+  outside jit: the recipe building a meta RM batch calls this on the host; the loss, when eager."""
+  label = np.asarray(label_b)
+  valid = np.ones(label.shape, bool) if row_valid_b is None else np.asarray(row_valid_b) > 0
+  bad = valid & (label != 0) & (label != 1)
+  if bad.any():
+    raise ValueError(f"meta_rm_bce: label must be 0 or 1 on every counted row; got {label[bad][:8].tolist()} "
+                     f"at rows {np.flatnonzero(bad)[:8].tolist()}")
+
+
+def meta_rm_bce_loss(scalar_bt, score_pos_b, label_b, row_valid_b=None):
+  """Binary cross-entropy of DeepSeek-GRM's meta RM (Liu et al., arXiv 2504.02495, Sec. "meta RM";
+  ALGORITHMS.md §6), to minimise; returns (loss_sum, denom, metrics).
+
+  Per row i, with x_i = scalar_bt[i, score_pos_i] (the head's logit at the trajectory's last token)
+  and y_i in {0, 1} whether the GRM trajectory's judgement was correct:
+    l_i = -y_i log sigmoid(x_i) - (1 - y_i) log(1 - sigmoid(x_i)) = softplus(x_i) - x_i y_i
+  (jax.nn.softplus is stable and has the exact gradient sigmoid(x) - y at x = 0, where the textbook
+  max(x, 0) - x y + log(1 + exp(-|x|)) gets a wrong subgradient), averaged over rows with
+  row_valid_b > 0 (all rows when None). score_pos is clipped to [0, T-1], as jit cannot raise on
+  values. Metrics: bce, accuracy (the sign of x agrees with y; x = 0 counts as predicting 0) and
+  prob (mean sigmoid(x)).
+  """
+  b, t = scalar_bt.shape
+  for name, x in (("score_pos", score_pos_b), ("label", label_b), ("row_valid", row_valid_b)):
+    if x is not None and jnp.shape(x) != (b,):
+      raise ValueError(f"meta_rm_bce: {name} must be (B,) = ({b},), got shape {jnp.shape(x)}")
+  valid = jnp.ones((b,), jnp.float32) if row_valid_b is None else (jnp.asarray(row_valid_b) > 0).astype(jnp.float32)
+  pos = jnp.clip(jnp.asarray(score_pos_b, jnp.int32), 0, t - 1)
+  x = jnp.take_along_axis(scalar_bt.astype(jnp.float32), pos[:, None], axis=1)[:, 0]        # (B,)
+  x = jnp.where(valid > 0, x, 0.0)          # a pad row's non-finite value cannot reach the gradient
+  y = jnp.where(valid > 0, jnp.asarray(label_b, jnp.float32), 0.0)
+  bce = jax.nn.softplus(x) - x * y
+  loss_sum, denom = (valid * bce).sum(), valid.sum()
+  sg = jax.lax.stop_gradient
+  hit = ((x > 0) == (y > 0.5)).astype(jnp.float32)
+  metrics = {"bce": (sg(loss_sum), denom), "accuracy": ((valid * hit).sum(), denom),
+             "prob": (sg((valid * jax.nn.sigmoid(x)).sum()), denom)}
+  return loss_sum, denom, metrics
+
+
+@LOSSES.register("meta_rm_bce")
+def _meta_rm_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
+  """A meta RM batch: tokens (B, T), score_pos (B,) (the last real token, length - 1), label (B,) in
+  {0, 1}, optional row_valid (B,); `update.role_loss` adds scalar (B, T). Token log-probs are unused."""
+  del logp_bt, entropy_bt, cfg
+  for key in ("scalar", "score_pos", "label"):
+    if key not in mb:
+      hint = " (set model.scalar_head=True; update.role_loss adds it)" if key == "scalar" else ""
+      raise ValueError(f"loss 'meta_rm_bce' needs mb[{key!r}]{hint}; got keys {sorted(mb)}")
+  if not any(isinstance(mb.get(k), jax.core.Tracer) for k in ("label", "row_valid")):
+    check_binary_labels(mb["label"], mb.get("row_valid"))
+  return meta_rm_bce_loss(mb["scalar"], mb["score_pos"], mb["label"], mb.get("row_valid"))

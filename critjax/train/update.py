@@ -4,7 +4,8 @@ Dimension key: N rows in the mini-batch, M micro-batches, T tokens.
 
 A batch for a role is a dict of (N, T) arrays aligned with the tokens they score:
   tokens (int32), mask (loss mask), and for policy-gradient roles adv, old_logp and optionally
-  ref_logp (KL reference) and kl_coef (per-token beta). Losses return (sum, denominator), so
+  ref_logp (KL reference) and kl_coef (per-token beta); a meta RM role (loss 'meta_rm_bce') has
+  (N,) score_pos, label and optionally row_valid instead. Losses return (sum, denominator), so
   summing both over micro-batches before dividing gives exactly the full-batch gradient.
 A step whose loss or gradient is not finite leaves that role unchanged and reports `skipped` = 1.
 """
@@ -17,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from critjax.models import decoder
 from critjax.models.config import ModelConfig
-from critjax.rl.losses import LOSSES, LossConfig
-from critjax.train.logprobs import token_logprobs
+from critjax.rl.losses import LOSSES, SCALAR_LOSSES, LossConfig
+from critjax.train.logprobs import logprobs_from_logits, token_logprobs
 from critjax.train.state import RoleState, TrainState
 
 
@@ -37,8 +39,18 @@ class RoleSpec:
 
 
 def role_loss(params, mb: dict, spec: RoleSpec):
-  """-> (loss_sum, denom, metrics as (sum, denom) pairs) for one micro-batch."""
-  logp, entropy = token_logprobs(params, mb["tokens"], spec.model, spec.temperature)
+  """-> (loss_sum, denom, metrics as (sum, denom) pairs) for one micro-batch.
+
+  A loss in SCALAR_LOSSES also gets the scalar head's output of the same forward pass, as
+  mb['scalar'] (B, T); the logits it may ignore are dead code under jit, which XLA drops."""
+  if spec.kind in SCALAR_LOSSES:
+    if not spec.model.scalar_head:
+      raise ValueError(f"loss {spec.kind!r} reads the scalar head: set model.scalar_head=True for this role")
+    logits, scalar_bt = decoder.forward(params, mb["tokens"], spec.model, return_scalar=True)
+    mb = {**mb, "scalar": scalar_bt}
+  else:
+    logits, _ = decoder.forward(params, mb["tokens"], spec.model)
+  logp, entropy = logprobs_from_logits(logits, mb["tokens"], spec.temperature)
   return LOSSES.get(spec.kind)(logp, entropy, mb, spec.loss)
 
 
