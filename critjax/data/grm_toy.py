@@ -110,7 +110,10 @@ class GRMToy:
 
   def example(self, seed: int, index: int) -> GRMExample:
     a, b = self.task.problem(seed, index)
-    rng = np.random.default_rng([seed, index, _SALT])
+    return self.example_for(a, b, np.random.default_rng([seed, index, _SALT]))
+
+  def example_for(self, a: int, b: int, rng: np.random.Generator) -> GRMExample:
+    """The GRM item of problem a + b, its responses drawn from `rng`."""
     c, n = max(len(str(a)), len(str(b))), self.n_responses
     right = rng.random() < self.right_fraction
     if n == 1:

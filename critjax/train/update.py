@@ -12,7 +12,7 @@ A step whose loss or gradient is not finite leaves that role unchanged and repor
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
