@@ -23,12 +23,10 @@ VARIANTS = ("tiny", "tiny_noprinciples", "gemma2-27b")
 
 
 def gemma2_27b_model():
-  # Gemma-2-27B config.json (query_pre_attn_scalar = d_model / n_heads = 144)
-  return dict(vocab_size=256_000, d_model=4608, n_layers=46, n_heads=32, n_kv_heads=16, head_dim=128,
-              d_ff=36_864, activation="gelu_tanh", norm_eps=1e-6, rope_theta=10_000.0, tie_embeddings=True,
-              norm_offset=True, embed_scale=True, post_norms=True, attn_logit_softcap=50.0,
-              final_logit_softcap=30.0, query_pre_attn_scalar=144.0, sliding_window=4096,
-              sliding_window_pattern=2, dtype="bfloat16", param_dtype="float32", remat=True)
+  # Gemma-2-27B config.json: Gemma-2-2B's architecture flags at 27B's sizes
+  # (query_pre_attn_scalar = d_model / n_heads = 144)
+  return dict(common.gemma2_2b_model(), d_model=4608, n_layers=46, n_heads=32, n_kv_heads=16, head_dim=128,
+              d_ff=36_864, query_pre_attn_scalar=144.0)
 
 
 def get_config(arg: str = "tiny"):
