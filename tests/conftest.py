@@ -93,6 +93,20 @@ def strip_timing(rows):
   return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 
+def role_checkpoints(workdir, model_cfg):
+  """(load, same): load(role, step) reads a role's parameters (of `model_cfg`'s shapes) from the
+  run's checkpoint at `step`; same(x, y) says whether two parameter trees are equal."""
+  import jax
+  import numpy as np
+  from critjax.models import decoder
+  from critjax.train.checkpoint import load_role_params
+  shapes = jax.eval_shape(lambda: decoder.init_params(model_cfg, jax.random.PRNGKey(0))[0])
+  sh = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), shapes)
+  load = lambda role, step: load_role_params(workdir, role, shapes, sh, step=step)
+  same = lambda x, y: all(np.array_equal(p, q) for p, q in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+  return load, same
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
   """One tiny trained critjax run (1 GRPO step) shared by every evaluation test: its model is

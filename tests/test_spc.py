@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import set_fields, strip_timing
+from conftest import role_checkpoints, set_fields, strip_timing
 
 from configs import spc as spc_config
 from critjax.config import from_configdict
@@ -337,12 +337,8 @@ def test_tiny_run_logs_spc_metrics_and_resumes_exactly(tmp_path, table_run, comp
     assert f"eval/{key}" in read_metrics(d / "seed0")[-1], key
   # the pairing: round r's games are judged by the critic at the round's start (round 1: the SFT
   # critic, the warm-up's end; round 2: the round-1 critic), the reference stays the SFT critic
-  from critjax.train.checkpoint import load_role_params
-  shapes = jax.eval_shape(lambda: decoder.init_params(cfg.role_configs()["critic"].model, jax.random.PRNGKey(0))[0])
-  sh = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), shapes)
   w = cfg.warmup.steps
-  load = lambda role, step: load_role_params(d / "seed0", role, shapes, sh, step=step)
-  same = lambda x, y: all(np.array_equal(p, q) for p, q in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+  load, same = role_checkpoints(d / "seed0", cfg.role_configs()["critic"].model)
   sft, boundary = load("critic", w), load("critic", w + 2)
   assert not same(sft, boundary)
   assert same(load("critic_prev", w + 1), sft) and same(load("critic_prev", w + 4), boundary)

@@ -6,7 +6,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
-from conftest import assert_resumed_like_uninterrupted, set_fields, strip_timing
+from conftest import assert_resumed_like_uninterrupted, role_checkpoints, set_fields, strip_timing
 
 from configs import critique_rl
 from critjax.config import from_configdict
@@ -82,13 +82,8 @@ def test_two_trained_roles_resume_exactly_across_the_stage_boundary(tmp_path, co
     assert f"eval/{key}" in evals[-1]
   # Stage II's KL reference is the Stage-I critic: the saved reference equals the SFT critic (the
   # warm-up end) during Stage I and the critic at the Stage I -> II boundary afterwards.
-  from critjax.models import decoder
-  from critjax.train.checkpoint import load_role_params
-  shapes = jax.eval_shape(lambda: decoder.init_params(cfg.role_configs()["critic"].model, jax.random.PRNGKey(0))[0])
-  sh = jax.tree.map(lambda _: jax.sharding.SingleDeviceSharding(jax.devices()[0]), shapes)
   w = cfg.warmup.steps
-  load = lambda role, step: load_role_params(tmp_path / "a", role, shapes, sh, step=step)
-  same = lambda x, y: all(np.array_equal(p, q) for p, q in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+  load, same = role_checkpoints(tmp_path / "a", cfg.role_configs()["critic"].model)
   sft, boundary = load("critic", w), load("critic", w + 2)
   assert same(load("critic_reference", w + 1), sft) and not same(sft, boundary)
   assert same(load("critic_reference", w + 4), boundary)
