@@ -9,6 +9,15 @@ Variants:
               (3 samples per example of a 128-example pool, kept iff correct, all-correct examples
               dropped), then GRPO with reward +1 / -1, k3 KL beta = 0.08, G = 4.
   tiny_noprinciples  the same without principle generation (the paper's ablation).
+  tiny_meta   the meta RM and the scaling curve for a finished tiny GRM run in DIR (recipe grm_meta):
+              the GRM frozen, sampled at T = 0.5; the meta RM = its decoder + a scalar head, trained
+              with BCE on 4 shuffled GRM samples per item of a 256-item pool (100 steps); then the
+              accuracy-versus-k curve (greedy, voting@k, meta-RM voting@k, k = 1..32):
+                python -m experiments.train --config=configs/grm.py:tiny_meta --workdir=DIR_meta \
+                  --config.roles.policy.init_from=DIR --config.roles.meta_rm.init_from=DIR \
+                  --config.tokenizer.path=DIR/tokenizer.model
+              (experiments/grm_table.py runs both for every seed). tiny_meta_noprinciples: for a
+              tiny_noprinciples run.
   gemma2-27b  the paper's hyper-parameters (ALGORITHMS.md §6): Gemma-2-27B, RFT 900 steps at lr 5e-6
               with batch 1024, RL 900 steps at lr 4e-7 with batch 512, beta = 0.08, G = 4. Its data
               (UltraFeedback, HelpSteer2-Preference, OffsetBias, MATH, internal) is not in
@@ -16,10 +25,11 @@ Variants:
               start-up naming the task it needs. Validated by the config tests.
 """
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 from configs import common
 
-VARIANTS = ("tiny", "tiny_noprinciples", "gemma2-27b")
+VARIANTS = ("tiny", "tiny_noprinciples", "tiny_meta", "tiny_meta_noprinciples", "gemma2-27b")
 
 
 def gemma2_27b_model():
@@ -32,6 +42,8 @@ def gemma2_27b_model():
 def get_config(arg: str = "tiny"):
   if arg not in VARIANTS:
     raise ValueError(f"unknown config variant {arg!r}; expected one of {VARIANTS}")
+  if arg.startswith("tiny_meta"):
+    return meta_config(get_config("tiny" if arg == "tiny_meta" else "tiny_noprinciples"))
   c = common.base_config("tiny" if arg.startswith("tiny") else "gemma2-2b")
   c.name = "grm" if arg != "tiny_noprinciples" else "grm_noprinciples"
   c.recipe = "grm"
@@ -57,4 +69,24 @@ def get_config(arg: str = "tiny"):
   c.mesh.update(data=1, fsdp=16)
   c.rl.update(num_minibatches=4, micro_batch_size=4)
   c.train.update(steps=900, eval_every=100, checkpoint_every=50, eval_prompts=1000)
+  return c
+
+
+def meta_config(grm: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The grm_meta run for a finished run of config `grm`: its GRM frozen (role policy), the meta RM
+  its decoder + a scalar head (role meta_rm), both from that run's checkpoint, its tokenizer file.
+  The three paths (roles.*.init_from, tokenizer.path) are set on the command line."""
+  c = ml_collections.ConfigDict(grm.to_dict())
+  c.name = grm.name + "_meta"
+  c.recipe = "grm_meta"
+  c.roles = ml_collections.ConfigDict(dict(
+      policy=dict(init="checkpoint", init_from=placeholder(str), trained=False),
+      meta_rm=dict(init="checkpoint", init_from=placeholder(str), init_role="policy",
+                   model=dict(grm.model.to_dict(), scalar_head=True))))
+  c.tokenizer.update(kind="spm", path=placeholder(str))
+  c.recipe_args.update(dict(rft_steps=0, meta_samples=4, meta_pool=256, meta_steps=100, meta_batch_size=16,
+                            eval_samples=32))
+  c.rollout.temperature = 0.5                  # SPCT's sampling temperature for voting (§6)
+  c.warmup.update(steps=0, learning_rate=3e-4)   # the supervised optimizer: the meta RM's
+  c.train.update(steps=0, eval_prompts=128)
   return c

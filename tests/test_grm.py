@@ -47,7 +47,7 @@ def test_bad_configs_stop_before_any_compute(tmp_path, over, match):
     build(tiny(**over), tmp_path)
 
 
-@pytest.mark.parametrize("variant", grm_config.VARIANTS)
+@pytest.mark.parametrize("variant", [v for v in grm_config.VARIANTS if not v.startswith("tiny_meta")])
 def test_config_variants_build_and_validate(variant):
   cfg = from_configdict(load_config(f"configs/grm.py:{variant}"))
   assert cfg.recipe == "grm" and cfg.rl.loss.kl_coef == 0.08 and cfg.rollout.group_size == 4
@@ -72,3 +72,19 @@ def test_warmup_rft_rl_trains_logs_and_resumes_exactly(tmp_path, compiled_once):
   train(cfg, tmp_path / "b", stop_after=2)
   train(cfg, tmp_path / "b")
   assert_resumed_like_uninterrupted(tmp_path / "a", tmp_path / "b", after=2)
+
+
+@pytest.mark.parametrize("variant", ["tiny_meta", "tiny_meta_noprinciples"])
+def test_meta_variants_need_the_grm_run_and_keep_its_model(variant):
+  c = load_config(f"configs/grm.py:{variant}")
+  with pytest.raises(ValueError, match="needs init_from"):
+    from_configdict(c)
+  for r in ("policy", "meta_rm"):
+    c.roles[r].init_from = "/tmp/grm"
+  c.tokenizer.path = "/tmp/grm/tokenizer.model"
+  cfg = from_configdict(c)
+  roles = cfg.role_configs()
+  assert cfg.recipe == "grm_meta" and cfg.train.steps == 0 and cfg.rollout.temperature == 0.5
+  assert roles["meta_rm"].model.scalar_head and not roles["policy"].model.scalar_head
+  assert roles["meta_rm"].model.d_model == roles["policy"].model.d_model and not roles["policy"].trained
+  assert cfg.recipe_args["principles"] == (variant == "tiny_meta")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from critjax.config import ExperimentConfig
@@ -116,7 +117,8 @@ class Checkpointer:
 def load_role_params(workdir, role: str, shapes, shardings, *, field: str = "config.roles", step: Optional[int] = None):
   """One role's parameters from an earlier run's latest checkpoint (a trained role's `params`, or
   a frozen role's entry), placed with `shardings`. `shapes` is the role's parameter tree of
-  ShapeDtypeStructs here; a checkpoint whose role differs in any shape is refused, naming the leaf."""
+  ShapeDtypeStructs here; a checkpoint whose role differs in any shape is refused, naming the leaf.
+  A scalar head in `shapes` that the checkpoint's role lacks starts fresh (a meta RM on a GRM's body)."""
   manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", item_handlers=ocp.StandardCheckpointHandler())
   step = manager.latest_step() if step is None else step
   if step is None:
@@ -132,6 +134,15 @@ def load_role_params(workdir, role: str, shapes, shardings, *, field: str = "con
     raise ValueError(f"{field}.init_role={role!r}: the checkpoint in {workdir} has roles "
                      f"{sorted(trained) + sorted(frozen)}")
   saved = functools.reduce(lambda t, k: t[k], where, tree)
+  if isinstance(shapes, dict) and "scalar_head" in shapes and "scalar_head" not in saved:
+    # A meta RM started from a run's decoder without the head: the body from the checkpoint, a
+    # fresh head (zeros, as init_params and an import make it: decoder.fresh_scalar_head).
+    body = {k: v for k, v in shapes.items() if k != "scalar_head"}
+    params = load_role_params(workdir, role, body, {k: v for k, v in shardings.items() if k != "scalar_head"},
+                              field=field, step=step)
+    head = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes["scalar_head"])
+    params["scalar_head"] = jax.device_put(head, shardings["scalar_head"])
+    return params
   saved_paths = {jax.tree_util.keystr(p): tuple(m.shape) for p, m in jax.tree_util.tree_leaves_with_path(saved)}
   for p, s in jax.tree_util.tree_leaves_with_path(shapes):
     key = jax.tree_util.keystr(p)
@@ -148,3 +159,4 @@ def load_role_params(workdir, role: str, shapes, shardings, *, field: str = "con
   restored = reader.restore(step, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True))
   reader.close()
   return functools.reduce(lambda t, k: t[k], where, restored)
+

@@ -230,17 +230,22 @@ class Trainer:
 
   def update(self, phase: Phase):
     """The jitted update over all trained roles for a phase's kind (compiled once per kind)."""
-    if phase.kind not in self._updates:
+    # A supervised phase trains with the NLL unless the recipe names another loss for a role
+    # (supervised_loss_kinds, e.g. a meta RM's BCE); one compiled update per distinct set of losses.
+    sft_kinds = self.recipe.supervised_loss_kinds(phase) if phase.kind == "sft" else {}
+    key = (phase.kind, tuple(sorted(sft_kinds.items())))
+    if key not in self._updates:
       if phase.kind == "sft":
-        specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.sft_opt[n], kind="nll") for n in self.trained}
+        specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.sft_opt[n], kind=sft_kinds.get(n, "nll"))
+                 for n in self.trained}
       else:
         kinds = self.recipe.loss_kinds()
         specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.rl_opt[n], kind=kinds.get(n, "policy"),
                              loss=self.cfg.rl.loss, micro_batch_size=self.cfg.rl.micro_batch_size,
                              temperature=self.temperature(n)) for n in self.trained}
-      self._updates[phase.kind] = jax.jit(functools.partial(update_step, specs=specs), donate_argnums=0,
-                                          out_shardings=(self.shardings, None))
-    return self._updates[phase.kind]
+      self._updates[key] = jax.jit(functools.partial(update_step, specs=specs), donate_argnums=0,
+                                   out_shardings=(self.shardings, None))
+    return self._updates[key]
 
   def ref_logprobs(self, state, role: str, tokens):
     return np.asarray(self._ref_logprobs[role](state.frozen[reference_name(role)], jnp.asarray(tokens)))

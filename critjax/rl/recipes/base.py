@@ -115,6 +115,11 @@ class Recipe:
   def loss_kinds(self) -> dict[str, str]:
     return {r: self.loss_kind for r in self.trained_roles()}
 
+  def supervised_loss_kinds(self, phase: Phase) -> dict[str, str]:
+    """role -> loss (a name in LOSSES) for a supervised phase of this recipe; roles left out take
+    'nll' (the warm-up, rejective fine-tuning). A meta RM's phase names 'meta_rm_bce'."""
+    return {}
+
   def rows_per_step(self) -> dict[str, int]:
     """Rows of each trained role's RL batch per step (every recipe so far: B prompts x G samples);
     the loop checks mini- and micro-batch sizes against it before any compute."""

@@ -33,7 +33,9 @@ share by reason, and for n >= 2 the share whose parsed scores rank the best firs
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
+import math
 import zlib
 from typing import Optional
 
@@ -45,7 +47,7 @@ from critjax.data.grm_toy import GRMExample, GRMToy
 from critjax.data.tasks import Problem
 from critjax.data.templates import GRMTemplate
 from critjax.rl import episodes, protocols
-from critjax.rl.grm_scores import INVALID_REASONS, grm_reward, parse_scores
+from critjax.rl.grm_scores import INVALID_REASONS, grm_reward, parse_scores, trajectory_correct, unshuffle_scores
 from critjax.rl.phases import BuildData, Phase
 from critjax.rl.recipes.base import RECIPES
 from critjax.rl.recipes.grpo import GRPO, SINGLE_TURN
@@ -53,6 +55,7 @@ from critjax.rl.recipes.multi_turn import parse_args
 
 RFT = "grm_rft"
 RFT_SEED = 7_919_311          # the RFT pool's problems: a stream apart from the RL and warm-up prompts
+_ORDER_SALT = 0x5EED          # the response orders of sampled judgments (sample_judgments)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +92,11 @@ class GRMItem(Problem):
 
 @RECIPES.register("grm")
 class GRM(GRPO):
+  args_cls = GRMArgs
+  turns_single = SINGLE_TURN
 
   def check_args(self, args: dict):
-    self.args = parse_args(GRMArgs, dict(args))
+    self.args = parse_args(self.args_cls, dict(args))
     if not isinstance(self.template, GRMTemplate):
       raise ValueError(f"config.recipe_args.template={self.args.template!r} is not a GRM template "
                        "(critjax.data.templates.GRMTemplate: grm_arith, grm_chat)")
@@ -148,6 +153,40 @@ class GRM(GRPO):
     reward, invalid, parsed = self.judge(items, texts)
     out = {"accuracy": float((reward > 0).mean()), "invalid": float(invalid.mean())}
     out.update({f"invalid_{r}": float(np.mean([x.invalid == r for x in parsed])) for r in INVALID_REASONS})
+    return out
+
+  def sample_judgments(self, params, items, k: int, rng, max_rows: int = 512) -> list[list[dict]]:
+    """k sampled GRM trajectories per item, the response order shuffled per sample (SPCT, §6):
+    sample j shows order perms[j % P] of P = min(k, n!) distinct orders drawn per item (seeded by
+    the item), and each order's prompt is sampled ceil(k / P) times from one prefill (the
+    sampler's num_samples rows share its KV cache). Per item, k dicts: prompt (as shown), text,
+    perm (shown[j] = responses[perm[j]]), scores (original order) or None, valid, correct."""
+    n = len(items[0].responses)
+    if any(len(it.responses) != n for it in items):
+      raise ValueError("sample_judgments: every item needs the same number of responses")
+    perms = list(itertools.permutations(range(n)))
+    p = min(k, math.factorial(n))
+    m = -(-k // p)
+    orders = [[perms[i] for i in np.random.default_rng([self.cfg.seed, zlib.crc32(it.id.encode()), _ORDER_SALT])
+               .permutation(len(perms))[:p]] for it in items]
+    prompts = [self.template.prompt(it.problem, [it.responses[i] for i in perm])
+               for it, os_ in zip(items, orders) for perm in os_]
+    rep = [it for it in items for _ in range(p)]
+    texts, per_call = [], max(1, max_rows // m)
+    for i in range(0, len(prompts), per_call):
+      ep = protocols.run(self.engine, SINGLE_TURN, rep[i:i + per_call], prompts[i:i + per_call], params,
+                         jax.random.fold_in(rng, i), num_samples=m)
+      texts += ep.texts(0)
+    out = []
+    for a, it in enumerate(items):
+      row = []
+      for j in range(k):
+        q, perm = a * p + j % p, orders[a][j % p]
+        text = texts[q * m + j // p]
+        parsed = unshuffle_scores(parse_scores(text, n), perm)
+        row.append(dict(prompt=prompts[q], text=text, perm=list(perm), scores=parsed.scores, valid=parsed.valid,
+                        correct=trajectory_correct(parsed, best=it.best, label=it.label)))
+      out.append(row)
     return out
 
   # --- rejective fine-tuning -----------------------------------------------------------------------
