@@ -1,9 +1,9 @@
-"""Shared fixtures. `make test` sets XLA_FLAGS for 8 CPU devices; set it here too so a bare
-`pytest` gives the sharding tests their devices (it must happen before jax is imported)."""
+"""Shared fixtures. `make test` sets XLA_FLAGS (8 CPU devices, LLVM optimisation level 0); set them
+here too so a bare `pytest` gives the sharding tests their devices (before jax is imported)."""
 import contextlib
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

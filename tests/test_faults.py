@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import strip_timing
+from conftest import compilation_cache, strip_timing
 
 from critjax.train.loop import train
 from critjax.train.metrics import read_metrics
@@ -47,7 +47,7 @@ def test_group_of_one_is_fine_without_a_group_baseline(tmp_path):
   build(tiny(steps=1, **{"rollout.group_size": 1, "rl.advantage": "reinforce"}), tmp_path)
 
 
-def test_a_failed_start_does_not_block_its_corrected_rerun(tmp_path):
+def test_a_failed_start_does_not_block_its_corrected_rerun(tmp_path, compiled_once):
   """A start that fails after validation (here: the Hugging Face start is not a model directory,
   found when the parameters are built) writes neither config.json nor a tokenizer."""
   bad = tmp_path / "not_a_model"
@@ -76,13 +76,14 @@ def test_a_stale_tokenizer_file_is_rebuilt_not_reused(tmp_path, compiled_once):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, compilation_cache_dir):
   d = tmp_path_factory.mktemp("finished") / "w"
-  train(tiny(steps=2), d)
+  with compilation_cache(compilation_cache_dir):
+    train(tiny(steps=2), d)
   return d
 
 
-def test_checkpoints_without_a_config_are_not_deleted(tmp_path, finished_run):
+def test_checkpoints_without_a_config_are_not_deleted(tmp_path, finished_run, compiled_once):
   """keep_checkpoints would delete checkpoints the run did not write; a workdir holding
   checkpoints but no config.json is refused instead, with nothing changed."""
   import shutil
@@ -95,7 +96,7 @@ def test_checkpoints_without_a_config_are_not_deleted(tmp_path, finished_run):
   assert sorted(p.name for p in (w / "checkpoints").iterdir()) == before
 
 
-def test_torn_config_json_is_named(tmp_path, finished_run):
+def test_torn_config_json_is_named(tmp_path, finished_run, compiled_once):
   import shutil
   w = tmp_path / "w"
   shutil.copytree(finished_run, w)

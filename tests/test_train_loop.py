@@ -60,7 +60,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, recipe, compiled_once):
   assert list((tmp_path / "a" / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_workdir_of_another_experiment_is_refused(tmp_path):
+def test_workdir_of_another_experiment_is_refused(tmp_path, compiled_once):
   train(tiny(steps=2), tmp_path)
   before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
   with pytest.raises(ValueError, match="config.rl.loss.clip_high"):
@@ -82,7 +82,7 @@ def test_tokenizer_larger_than_model_vocab_stops_before_training(tmp_path):
   assert not (tmp_path / "config.json").exists()   # the corrected rerun is not blocked
 
 
-def test_raising_reward_skips_updates_counts_them_and_keeps_checkpoints(tmp_path, monkeypatch):
+def test_raising_reward_skips_updates_counts_them_and_keeps_checkpoints(tmp_path, monkeypatch, compiled_once):
   cfg = tiny(steps=2)
   train(cfg, tmp_path)
   calls = {"n": 0}
@@ -101,7 +101,7 @@ def test_raising_reward_skips_updates_counts_them_and_keeps_checkpoints(tmp_path
 
 
 @pytest.mark.parametrize("data", ["online", "base"])
-def test_sft_baselines_sample_from_the_policy_or_the_frozen_base(tmp_path, monkeypatch, data):
+def test_sft_baselines_sample_from_the_policy_or_the_frozen_base(tmp_path, monkeypatch, data, compiled_once):
   """recipe_args.data='base' (the paper's offline STaR / Pair-SFT): every step's episodes come from the
   starting model while the policy moves; 'online' samples the moving policy."""
   from critjax.rl.recipes.base import Collected
@@ -136,7 +136,7 @@ def test_sft_baseline_attempts_are_checked(attempts):
     BaselineArgs(attempts=attempts)
 
 
-def test_workdir_of_an_older_version_resumes_where_new_fields_keep_their_defaults(tmp_path):
+def test_workdir_of_an_older_version_resumes_where_new_fields_keep_their_defaults(tmp_path, compiled_once):
   """A workdir written before a config field existed (here rl.max_gen_batches) is the same experiment
   when this run leaves the field at its default, and another one when it does not."""
   from critjax.train.checkpoint import check_workdir

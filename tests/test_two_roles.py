@@ -49,6 +49,10 @@ class BothRoles(CritiqueRL):
 
 
 def tiny(**over):
+  return from_configdict(tiny_configdict(**over))
+
+
+def tiny_configdict(**over):
   c = critique_rl.get_config("tiny")
   c.model.update(**SMALL)
   c.warmup.update(steps=3, batch_size=8)
@@ -58,7 +62,7 @@ def tiny(**over):
   c.tokenizer.corpus_size = 2000
   c.train.update(steps=4, eval_every=2, eval_prompts=4, checkpoint_every=2)
   c.recipe_args.stage1_fraction = 0.5
-  return from_configdict(set_fields(c, over))
+  return set_fields(c, over)
 
 
 strip = strip_timing
@@ -164,14 +168,8 @@ def test_critique_rl_table_runs_arms_from_one_warmup(tmp_path, compiled_once):
   start from the warm-up run's checkpoint (roles.*.init="checkpoint", a partial orbax restore of
   each role): its step-0 evaluation equals the warm-up's, metric for metric."""
   from experiments import critique_rl_table
-  c = critique_rl.get_config("tiny")
-  c.model.update(**SMALL)
-  c.warmup.update(steps=2, batch_size=8)
-  c.task.update(min_digits=1, max_digits=1)
-  c.rollout.update(prompts_per_step=2, group_size=2, max_new_tokens=24)
-  c.roles.critic.max_new_tokens = 24
-  c.tokenizer.corpus_size = 2000
-  c.train.update(steps=2, eval_every=2, eval_prompts=4, checkpoint_every=2)
+  # tiny()'s shapes, so the programs the resume test compiled are reused (compiled_once)
+  c = tiny_configdict(**{"warmup.steps": 2, "train.steps": 2})
   out = critique_rl_table.run(c, tmp_path, seeds=[0], arms=["two_stage"], log=lambda s: None)
   assert set(out["results"]) == {"warmup", "two_stage"} and (tmp_path / "table.md").exists()
   first = [r for r in read_metrics(tmp_path / "seed0" / "two_stage") if r["step"] == 0 and "eval/verdict_acc" in r][0]

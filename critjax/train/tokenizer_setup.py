@@ -18,6 +18,11 @@ from critjax.files import write_atomic
 FILENAME = "tokenizer.model"
 
 
+# Templates written for a role other than the task's solver: in a trained toy tokenizer's corpus
+# only when the run names a recipe template (build_tokenizer).
+ROLE_TEMPLATES = frozenset({"critique_toy"})
+
+
 def build_tokenizer(cfg, task, workdir: Path):
   t = cfg.tokenizer
   if t.kind == "train_spm":
@@ -30,10 +35,18 @@ def build_tokenizer(cfg, task, workdir: Path):
     with tempfile.TemporaryDirectory() as tmp:
       # Template text (instructions, feedback prompts) is in the corpus so every piece is known.
       extra = []
-      names = [n for n in TEMPLATES.names() if n == task.template or n.endswith("_" + task.template)]
-      # The run's own template too (a recipe's template named otherwise, e.g. 'crl_arith'); the
-      # list above is unchanged, so the tokenizers of runs that use it stay what they were.
       own = cfg.recipe_args.get("template") if hasattr(cfg, "recipe_args") else None
+      own = own if own != task.template else None
+      # The task's template family (the task's own and its '*_<task>' variants) ...
+      names = [n for n in TEMPLATES.names() if n == task.template or n.endswith("_" + task.template)]
+      # ... except another role's template (critique_toy, a critic's prompts), which joins only runs
+      # with a recipe template of their own. It had joined every toy run's corpus since the
+      # Critique-RL commit (6678338): in the 64-piece toy tokenizer its pieces displaced arithmetic
+      # ones, and the SCoRe quickstart's warm-up base fell from 28.1% to 10.2% Acc@t1 (bisected).
+      # Runs with a recipe template keep the corpus their tables were recorded with.
+      if own is None:
+        names = [n for n in names if n not in ROLE_TEMPLATES]
+      # The run's own template too (a recipe's template named otherwise, e.g. 'crl_arith').
       if own and own not in names and own in TEMPLATES:
         names.append(own)
       for name in names:
