@@ -46,9 +46,12 @@ def build_tokenizer(cfg, task, workdir: Path):
       # Runs with a recipe template keep the corpus their tables were recorded with.
       if own is None:
         names = [n for n in names if n not in ROLE_TEMPLATES]
-      # The run's own template too (a recipe's template named otherwise, e.g. 'crl_arith').
-      if own and own not in names and own in TEMPLATES:
-        names.append(own)
+      # The run's own template too (a recipe's template named otherwise, e.g. 'crl_arith'), and a
+      # judge role's (recipes/judged.py).
+      judge = cfg.recipe_args.get("judge_template") if hasattr(cfg, "recipe_args") else None
+      for extra_name in (own, judge):
+        if extra_name and extra_name not in names and extra_name in TEMPLATES:
+          names.append(extra_name)
       for name in names:
         tpl = TEMPLATES.get(name)
         extra += [getattr(tpl, f) for f in ("correction_instruction", "critique_instruction",

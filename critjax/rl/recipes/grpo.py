@@ -49,7 +49,7 @@ class GRPO(Recipe):
     ep = self.episode(SINGLE_TURN, params, problems, rng, num_samples=g)
     ro, texts = ep.rollout, ep.texts(0)
     rep = [p for p in problems for _ in range(g)]
-    rewards = self.rewards(rep, texts)                              # (N,) in [0, 1]
+    rewards = self.score_completions(params, rep, texts, rng)      # (N,) in [0, 1]
     truncated = np.asarray(ro.truncated).reshape(-1)
     lengths = episodes.turn_lengths(ro, 1)[:, 0]
     shaped = rewards.copy()
@@ -69,6 +69,12 @@ class GRPO(Recipe):
     batch = episodes.policy_batch(ro, adv.reshape(-1, 1), row_valid_n=valid.reshape(-1))
     return {"batch": batch, "keep": keep, "rewards": rewards, "shaped": shaped, "lengths": lengths,
             "truncated": truncated, "problems": rep, "texts": texts}
+
+  def score_completions(self, params, problems, texts, rng) -> np.ndarray:
+    """(N,) reward of each row's completion. Host-side rewards by default (`rewards`); a recipe
+    whose reward is a model role (a judge in the loop, recipes/judged.py) overrides this and runs
+    that role's episodes with `params`."""
+    return self.rewards(problems, texts)
 
   def rewards(self, problems, texts) -> np.ndarray:
     """(N,) verifiable reward of each row's completion (the task's verifier)."""
