@@ -12,7 +12,7 @@ from configs import grm as grm_config
 from critjax.config import from_configdict
 from critjax.rl.grm_scores import GRMScores
 from critjax.rl.recipes import grm as grm_module
-from critjax.rl.recipes.grm_meta import _auc
+from critjax.eval.bench_metrics import auroc as _auc
 from critjax.train.loop import build, train
 from critjax.train.metrics import read_metrics
 
@@ -140,7 +140,8 @@ def test_meta_run_trains_the_head_and_draws_the_curve(tmp_path, grm_run, monkeyp
   assert len(data) == 4 * 2                                             # meta_pool x meta_samples
 
 
-def test_auc_by_hand():
+def test_meta_auc_by_hand():
+  """The meta RM's AUC is bench_metrics.auroc (ties half, NaN without both labels)."""
   assert _auc([0.9, 0.8, 0.1], [1, 0, 0]) == 1.0
   assert _auc([0.1, 0.8, 0.9], [1, 0, 0]) == 0.0
   assert _auc([0.5, 0.5], [1, 0]) == 0.5

@@ -159,4 +159,3 @@ def load_role_params(workdir, role: str, shapes, shardings, *, field: str = "con
   restored = reader.restore(step, args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True))
   reader.close()
   return functools.reduce(lambda t, k: t[k], where, restored)
-

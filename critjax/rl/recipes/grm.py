@@ -93,7 +93,6 @@ class GRMItem(Problem):
 @RECIPES.register("grm")
 class GRM(GRPO):
   args_cls = GRMArgs
-  turns_single = SINGLE_TURN
 
   def check_args(self, args: dict):
     self.args = parse_args(self.args_cls, dict(args))

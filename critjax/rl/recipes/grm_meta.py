@@ -31,13 +31,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import jax
 import numpy as np
 
+from critjax.eval.bench_metrics import auroc
+from critjax.models import decoder
+from critjax.rl import episodes
 from critjax.rl.grm_scores import SCALING_KS, scaling_curve
+from critjax.rl.losses import check_binary_labels
 from critjax.rl.phases import BuildData, Phase
 from critjax.rl.recipes.base import RECIPES
 from critjax.rl.recipes.grm import GRM, RFT_SEED, GRMArgs
-from critjax.rl import episodes
+from critjax.rl.recipes.grpo import SINGLE_TURN
 
 META = "grm_meta"
 
@@ -121,35 +126,27 @@ class GRMMeta(GRM):
     pos = (b["mask"].shape[1] - 1 - np.argmax(b["mask"][:, ::-1] > 0, axis=1)).astype(np.int32)
     out = {"tokens": b["tokens"], "score_pos": pos}
     if labels is not None:
-      from critjax.rl.losses import check_binary_labels
       check_binary_labels(labels)
       out["label"] = labels
     return out
 
   def meta_scores(self, params, prompts, texts, chunk: int = 256) -> np.ndarray:
-    """The meta RM's logit (B,) for each (prompt, trajectory)."""
-    import jax
-    import jax.numpy as jnp
-    from critjax.models import decoder
+    """The meta RM's logit (B,) for each (prompt, trajectory): decoder.scalar_scores at the EOS."""
     cfg = self.role_cfgs["meta_rm"].model
-    if getattr(self, "_score_fn", None) is None:
-      self._score_fn = jax.jit(lambda p, t, pos: jnp.take_along_axis(
-          decoder.forward(p, t, cfg, return_scalar=True)[1], pos[:, None], axis=1)[:, 0])
     out = []
     for i in range(0, len(prompts), chunk):
       b = self.meta_batch(prompts[i:i + chunk], texts[i:i + chunk])
       pad = chunk - len(b["tokens"])              # one compiled shape
       tok = np.pad(b["tokens"], ((0, pad), (0, 0)), constant_values=self.pad_id)
-      pos = np.pad(b["score_pos"], (0, pad))
-      out.append(np.asarray(self._score_fn(params["meta_rm"], tok, pos))[:len(b["tokens"])])
+      length = np.pad(b["score_pos"] + 1, (0, pad))
+      out.append(np.asarray(decoder.scalar_scores(params["meta_rm"], tok, length, cfg=cfg))[:len(b["tokens"])])
     return np.concatenate(out).astype(np.float64)
 
   # --- the scaling curve ---------------------------------------------------------------------------
   def evaluate(self, params, problems) -> dict:
-    import jax
     items = [self.item(p) for p in problems]
     k = self.args.eval_samples
-    greedy_texts = self.episode(self.turns_single, params, items, self.eval_rng, greedy=True).texts(0)
+    greedy_texts = self.episode(SINGLE_TURN, params, items, self.eval_rng, greedy=True).texts(0)
     _, g_invalid, g_parsed = self.judge(items, greedy_texts)
     n = self.args.n_responses
     greedy = np.array([p.scores if p.valid else (0,) * n for p in g_parsed])
@@ -163,17 +160,9 @@ class GRMMeta(GRM):
                           ks=[x for x in SCALING_KS if x <= k])
     out = {"accuracy": curve["greedy"], "greedy_invalid": float(g_invalid.mean()),
            "sample_invalid": curve["invalid_rate"],
-           "meta_auc": _auc(meta[valid], np.array([[j["correct"] for j in js] for js in got])[valid])}
+           "meta_auc": auroc(meta[valid], np.array([[j["correct"] for j in js] for js in got])[valid])}
     for i, kk in enumerate(curve["k"]):
       out[f"voting_k{kk}"] = curve["voting"][i]
       out[f"meta_voting_k{kk}"] = curve["meta_voting"][i]
     return out
 
-
-def _auc(score, label) -> float:
-  """ROC-AUC of the meta RM's scores for the correct label (ties count half); NaN without both labels."""
-  score, label = np.asarray(score, np.float64), np.asarray(label, bool)
-  pos, neg = score[label], score[~label]
-  if not len(pos) or not len(neg):
-    return float("nan")
-  return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
