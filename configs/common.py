@@ -61,7 +61,7 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
   c.mesh = cd(dict(data=-1, fsdp=1, tensor=1, distributed=False))
   # Path fields default to None as typed placeholders, so `--config.task.path=...` can set them
   # (ml_collections refuses to override a plain None).
-  c.task = cd(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False, check_total=True,
+  c.task = cd(dict(name="arithmetic", min_digits=2, max_digits=3, answer_first=False, check_total=True, filler_max=0,
                    path=placeholder(str), split="train", pool_size=0))
   c.tokenizer = cd(dict(kind="train_spm", path=placeholder(str), vocab_size=64, corpus_size=20_000,
                         chat_template=False))

@@ -34,6 +34,7 @@ class TaskConfig:
   max_digits: int = 3
   answer_first: bool = False        # arithmetic only: "A: <answer> ; check <columns> ; = <total>" format
   check_total: bool = True          # answer_first only: end the check with its total ("; = 625")
+  filler_max: int = 0               # arithmetic only: up to this many ' ; sure' after the answer (BRPO's toy)
   path: Optional[str] = None        # dataset file (real tasks); None = the copy in ../shared/data
   split: str = "train"
   # RL prompts cycle through the first `pool_size` problems of the RL stream, task.problems(seed,

@@ -20,6 +20,8 @@ import re
 import numpy as np
 
 _ANSWER_RE = re.compile(r"A:\s*(-?\d+)")
+FILLER = "sure"                  # one redundant chunk after the answer (filler_max)
+_FILLER_SALT = 0xF11E
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +36,17 @@ class ArithmeticTask:
   # Answer-first only: end the check with the total it computes (`; = 625`). Without it, reading
   # the right answer off a check means assembling it from the columns' last digits.
   check_total: bool = True
+  # Redundant words after the answer (` ; A: 625 ; sure ; sure`): the worked solution of a + b ends
+  # in filler_count(a, b) in [0, filler_max] chunks of FILLER. They change neither the answer nor
+  # the reward, only the length: the length-hacking toy of BRPO (critjax/data/pair_toy.py).
+  filler_max: int = 0
 
   def __post_init__(self):
     if not 1 <= self.min_digits <= self.max_digits:
       raise ValueError(f"task.min_digits={self.min_digits} / task.max_digits={self.max_digits} must satisfy "
                        "1 <= min_digits <= max_digits")
+    if self.filler_max < 0 or (self.filler_max and self.answer_first):
+      raise ValueError(f"task.filler_max={self.filler_max} must be >= 0, and 0 with task.answer_first=True")
 
   def problem(self, seed: int, index: int) -> tuple[int, int]:
     rng = np.random.default_rng([seed, index])
@@ -56,8 +64,17 @@ class ArithmeticTask:
     return str(a + b)
 
   def solution(self, a: int, b: int) -> str:
-    """The correct worked solution (the completion after the prompt)."""
-    return self._layout(self.solution_steps(a, b), a + b)
+    """The correct worked solution (the completion after the prompt), with its filler if any."""
+    return self._layout(self.solution_steps(a, b), a + b) + self.filler(self.filler_count(a, b))
+
+  def filler_count(self, a: int, b: int) -> int:
+    """The number of filler chunks in a + b's worked solution: uniform in [0, filler_max], a pure
+    function of the problem."""
+    return int(np.random.default_rng([a, b, _FILLER_SALT]).integers(0, self.filler_max + 1)) if self.filler_max else 0
+
+  @staticmethod
+  def filler(n: int) -> str:
+    return f" ; {FILLER}" * n
 
   @staticmethod
   def solution_steps(a: int, b: int) -> list[str]:

@@ -76,7 +76,7 @@ class Arithmetic(Task):
   template = "toy"
 
   def __init__(self, cfg):
-    self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits, cfg.answer_first, cfg.check_total)
+    self.gen = ArithmeticTask(cfg.min_digits, cfg.max_digits, cfg.answer_first, cfg.check_total, cfg.filler_max)
 
   def _problem(self, seed: int, index: int) -> Problem:
     a, b = self.gen.problem(seed, index)

@@ -413,26 +413,34 @@ class GRMTemplate:
   instruction: str
   hint_format: str = ""     # {index}; empty: this template has no hinted variant
   vocabulary: str = ""
+  # {reference}: the gold answer after the query, for a reference-guided judge (BRPO's toy judge,
+  # critjax/data/pair_toy.py); empty: the judge sees no reference (SPCT, Writing-Zero).
+  reference_format: str = ""
 
   def __post_init__(self):
     for field, allowed in (("first_turn", {"problem"}), ("response_format", {"index", "response"}),
-                           ("instruction", set()), ("hint_format", {"index"})):
+                           ("instruction", set()), ("hint_format", {"index"}), ("reference_format", {"reference"})):
       text = getattr(self, field)
       try:
         have = _fields(text)
       except ValueError as e:
         raise ValueError(f"template {self.name!r}: {field} has malformed braces ({e})") from e
-      if have != allowed and (text or field != "hint_format"):
+      if have != allowed and (text or field not in ("hint_format", "reference_format")):
         raise ValueError(f"template {self.name!r}: {field} has placeholders {sorted(have)}; needs {sorted(allowed)}")
     if not self.instruction.strip():
       raise ValueError(f"template {self.name!r}: instruction is empty")
 
-  def prompt(self, problem: str, responses, hint_best=None) -> str:
+  def prompt(self, problem: str, responses, hint_best=None, reference=None) -> str:
     """The GRM's prompt for `responses` in the order given; hint_best (0-based, in that order) adds
-    the hint line."""
+    the hint line; `reference` (the gold answer) is shown iff the template has a reference_format,
+    which then needs it."""
     if not responses:
       raise ValueError(f"template {self.name!r}: a GRM prompt needs at least one response")
     text = self.first_turn.format(problem=problem)
+    if self.reference_format:
+      if reference is None:
+        raise ValueError(f"template {self.name!r} is reference-guided: its prompt needs the gold answer")
+      text += self.reference_format.format(reference=reference)
     text += "".join(self.response_format.format(index=i + 1, response=r) for i, r in enumerate(responses))
     if hint_best is not None:
       if not self.hint_format:
@@ -457,6 +465,21 @@ GRM_ARITH = _register(GRMTemplate(
     hint_format="\nBest: R{index}",
     vocabulary=("Q: 358+267 = \nR1: 8+7=15 c1 ; A: 625 \nR2: R3: R4: \nBest: R1 \nJudge: P: check 3 columns ; "
                 "R1: ok bad ; R2: ok ok ; Scores: [[10, 7]] ; Scores: [[4, 1, 7, 10]]"),
+))
+
+# Toy pairwise judge with the reference answer (BRPO's length-hacking toy, critjax/data/pair_toy.py):
+#   Q: 358+267 = Ref: 625
+#   R1: 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625 ; sure ; sure
+#   R2: 8+7=15 c1 ; 5+6+1=13 c1 ; 3+2+1=6 c0 ; A: 635
+#   Judge: R1: A: 625 ok ; R2: A: 635 bad ; Scores: [[10, 1]]
+GRM_PAIR_ARITH = _register(GRMTemplate(
+    name="grm_pair_arith",
+    first_turn="Q: {problem} =",
+    reference_format=" Ref: {reference}",
+    response_format="\nR{index}:{response}",
+    instruction="\nJudge:",
+    vocabulary=("Q: 358+267 = Ref: 625 \nR1: 8+7=15 c1 ; A: 625 ; sure ; sure \nR2: A: 635 \nJudge: R1: A: 625 ok ; "
+                "R2: A: none bad ; Scores: [[10, 1]] ; Scores: [[1, 10]] ; Scores: [[10, 10]] ; Scores: [[1, 1]]"),
 ))
 
 # Real models (our paraphrase of SPCT's outline, ALGORITHMS.md §6: principles, then a critique of each

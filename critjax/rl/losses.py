@@ -303,7 +303,7 @@ def _critique_grpo_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
 
 # Losses that read the scalar head: `update.role_loss` runs the forward pass with return_scalar=True
 # and hands them mb['scalar'] (B, T).
-SCALAR_LOSSES = frozenset({"meta_rm_bce"})
+SCALAR_LOSSES = frozenset({"meta_rm_bce", "reward_bt"})
 
 
 def check_binary_labels(label_b, row_valid_b=None) -> None:
@@ -360,3 +360,45 @@ def _meta_rm_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
   if not any(isinstance(mb.get(k), jax.core.Tracer) for k in ("label", "row_valid")):
     check_binary_labels(mb["label"], mb.get("row_valid"))
   return meta_rm_bce_loss(mb["scalar"], mb["score_pos"], mb["label"], mb.get("row_valid"))
+
+
+def reward_bt_loss(scalar_bt, score_pos_b, row_valid_b=None):
+  """Bradley-Terry loss of a scalar reward model on preference pairs (Ouyang et al., arXiv 2203.02155,
+  Eq. 1; the scalar RM of Writing-Zero's GRPO baseline, ALGORITHMS.md §7), to minimise; returns
+  (loss_sum, denom, metrics).
+
+  Rows come in pairs: row 2i is the chosen response and row 2i+1 the rejected one of pair i. With
+  r = scalar_bt[row, score_pos] (the head at the response's last token),
+    l_i = -log sigmoid(r_chosen - r_rejected) = softplus(r_rejected - r_chosen),
+  averaged over pairs whose two rows are valid (row_valid_b > 0; all when None). Metrics:
+  bt (the loss), accuracy (r_chosen > r_rejected) and margin (mean r_chosen - r_rejected)."""
+  b, t = scalar_bt.shape
+  if b % 2:
+    raise ValueError(f"reward_bt: rows come in (chosen, rejected) pairs; got an odd batch of {b} rows")
+  for name, x in (("score_pos", score_pos_b), ("row_valid", row_valid_b)):
+    if x is not None and jnp.shape(x) != (b,):
+      raise ValueError(f"reward_bt: {name} must be (B,) = ({b},), got shape {jnp.shape(x)}")
+  valid = jnp.ones((b,), jnp.float32) if row_valid_b is None else (jnp.asarray(row_valid_b) > 0).astype(jnp.float32)
+  pos = jnp.clip(jnp.asarray(score_pos_b, jnp.int32), 0, t - 1)
+  r = jnp.take_along_axis(scalar_bt.astype(jnp.float32), pos[:, None], axis=1)[:, 0]
+  r = jnp.where(valid > 0, r, 0.0).reshape(b // 2, 2)
+  pair = valid.reshape(b // 2, 2).min(1)
+  diff = r[:, 0] - r[:, 1]
+  loss_sum, denom = (pair * jax.nn.softplus(-diff)).sum(), pair.sum()
+  sg = jax.lax.stop_gradient
+  metrics = {"bt": (sg(loss_sum), denom), "accuracy": ((pair * (diff > 0)).sum(), denom),
+             "margin": (sg((pair * diff).sum()), denom)}
+  return loss_sum, denom, metrics
+
+
+@LOSSES.register("reward_bt")
+def _reward_bt_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
+  """A pair batch: tokens (B, T) with rows (chosen, rejected) alternating, score_pos (B,), optional
+  row_valid (B,); `update.role_loss` adds scalar (B, T). Micro-batches must hold whole pairs (an even
+  micro-batch size, as the rows are split in order)."""
+  del logp_bt, entropy_bt, cfg
+  for key in ("scalar", "score_pos"):
+    if key not in mb:
+      hint = " (set model.scalar_head=True; update.role_loss adds it)" if key == "scalar" else ""
+      raise ValueError(f"loss 'reward_bt' needs mb[{key!r}]{hint}; got keys {sorted(mb)}")
+  return reward_bt_loss(mb["scalar"], mb["score_pos"], mb.get("row_valid"))

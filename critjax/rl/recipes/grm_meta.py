@@ -35,14 +35,13 @@ import jax
 import numpy as np
 
 from critjax.eval.bench_metrics import auroc
-from critjax.models import decoder
-from critjax.rl import episodes
 from critjax.rl.grm_scores import SCALING_KS, scaling_curve
 from critjax.rl.losses import check_binary_labels
 from critjax.rl.phases import BuildData, Phase
 from critjax.rl.recipes.base import RECIPES
 from critjax.rl.recipes.grm import GRM, RFT_SEED, GRMArgs
 from critjax.rl.recipes.grpo import SINGLE_TURN
+from critjax.rl.scalar_rm import scalar_batch, score_texts
 
 META = "grm_meta"
 
@@ -122,25 +121,14 @@ class GRMMeta(GRM):
   def meta_batch(self, prompts, texts, labels=None) -> dict:
     """tokens (B, T) of prompt + trajectory + EOS, score_pos (B,) the EOS's index (where the head is
     read), label (B,) float32 in {0, 1} when given."""
-    b = episodes.sft_batch(self.tokenizer, prompts, texts, self.capacity(), pad_id=self.pad_id)
-    pos = (b["mask"].shape[1] - 1 - np.argmax(b["mask"][:, ::-1] > 0, axis=1)).astype(np.int32)
-    out = {"tokens": b["tokens"], "score_pos": pos}
     if labels is not None:
       check_binary_labels(labels)
-      out["label"] = labels
-    return out
+    return scalar_batch(self.tokenizer, prompts, texts, self.capacity(), self.pad_id, labels)
 
   def meta_scores(self, params, prompts, texts, chunk: int = 256) -> np.ndarray:
     """The meta RM's logit (B,) for each (prompt, trajectory): decoder.scalar_scores at the EOS."""
-    cfg = self.role_cfgs["meta_rm"].model
-    out = []
-    for i in range(0, len(prompts), chunk):
-      b = self.meta_batch(prompts[i:i + chunk], texts[i:i + chunk])
-      pad = chunk - len(b["tokens"])              # one compiled shape
-      tok = np.pad(b["tokens"], ((0, pad), (0, 0)), constant_values=self.pad_id)
-      length = np.pad(b["score_pos"] + 1, (0, pad))
-      out.append(np.asarray(decoder.scalar_scores(params["meta_rm"], tok, length, cfg=cfg))[:len(b["tokens"])])
-    return np.concatenate(out).astype(np.float64)
+    return score_texts(params["meta_rm"], self.role_cfgs["meta_rm"].model, self.tokenizer, prompts, texts,
+                       self.capacity(), self.pad_id, chunk)
 
   # --- the scaling curve ---------------------------------------------------------------------------
   def evaluate(self, params, problems) -> dict:

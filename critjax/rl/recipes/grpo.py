@@ -65,10 +65,19 @@ class GRPO(Recipe):
       # The unshaped reward, so the soft overlong penalty alone keeps no group.
       keep = filters.dynamic_sampling_mask(rewards.reshape(-1, g))
       valid &= keep[:, None]
-    adv = np.asarray(ADVANTAGES.get(cfg.rl.advantage)(jnp.asarray(shaped.reshape(-1, g)), jnp.asarray(valid)))
+    adv, valid = self.group_advantages(params, problems, texts, shaped.reshape(-1, g), valid, rng)
     batch = episodes.policy_batch(ro, adv.reshape(-1, 1), row_valid_n=valid.reshape(-1))
     return {"batch": batch, "keep": keep, "rewards": rewards, "shaped": shaped, "lengths": lengths,
             "truncated": truncated, "problems": rep, "texts": texts}
+
+  def group_advantages(self, params, problems, texts, rewards_bg, valid_bg, rng):
+    """(adv (B, G), valid (B, G)) of one generation batch: B problems, texts (B*G,) group-major,
+    rewards_bg the (shaped) rewards, valid_bg the rows the filters keep. By default the advantage
+    estimator config.rl.advantage names (critjax.rl.advantages) over the rewards; a recipe whose
+    advantage is not a function of per-row rewards (BRPO's judged comparisons with a reference
+    rollout, recipes/brpo.py) overrides this and may mask more rows."""
+    adv = ADVANTAGES.get(self.cfg.rl.advantage)(jnp.asarray(rewards_bg), jnp.asarray(valid_bg))
+    return np.asarray(adv), valid_bg
 
   def score_completions(self, params, problems, texts, rng) -> np.ndarray:
     """(N,) reward of each row's completion. Host-side rewards by default (`rewards`); a recipe
@@ -87,6 +96,14 @@ class GRPO(Recipe):
   def evaluate(self, params, problems) -> dict:
     texts = self.episode(SINGLE_TURN, params, problems, self.eval_rng, greedy=True).texts(0)
     return {"accuracy": float((self.task.score(problems, texts) >= 1.0).mean())}   # right: reward 1
+
+  def evaluate_with_length(self, params, problems) -> dict:
+    """Greedy accuracy and mean response length in tokens (for recipes whose reward can be hacked
+    by length: recipes/brpo.py, judged.py's grpo_rm)."""
+    ep = self.episode(SINGLE_TURN, params, problems, self.eval_rng, greedy=True)
+    texts = ep.texts(0)
+    return {"accuracy": float((self.task.score(problems, texts) >= 1.0).mean()),
+            "response_length": float(episodes.turn_lengths(ep.rollout, 1)[:, 0].mean())}
 
 
 def _take_groups(gens: list[dict], b: int, g: int, pad_id: int) -> dict:

@@ -32,6 +32,7 @@ from critjax.rl.grm_scores import SCORE_MAX, parse_scores
 from critjax.rl.recipes.base import RECIPES
 from critjax.rl.recipes.grpo import GRPO
 from critjax.rl.recipes.multi_turn import parse_args
+from critjax.rl.scalar_rm import score_texts
 
 JUDGE_TURN = (protocols.Turn("judge"),)
 
@@ -96,3 +97,43 @@ class JudgedGRPO(GRPO):
 
   def generation_metrics(self, gens) -> dict:
     return dict(self.last_judge)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalarRMArgs:
+  template: Optional[str] = None       # the policy's (default: the task's)
+
+
+@RECIPES.register("grpo_rm")
+class ScalarRMGRPO(GRPO):
+  """GRPO whose reward is a frozen scalar reward model's score (role `rm`: a decoder with a scalar
+  head, e.g. a recipes/reward_model.py run's policy): r = the head at the EOS after the policy's
+  prompt + completion, raw (GRPO's group normalisation makes its scale irrelevant). Writing-Zero's
+  scalar-RM baseline (arXiv 2506.00103, ALGORITHMS.md §7). The verifier is logged beside it: the
+  step metric `accuracy` is the verifier's (the RM score is `reward_mean`), and `rm_score_right` /
+  `rm_score_wrong` show what the RM pays for right and wrong answers."""
+  roles = {"policy": "trained", "rm": "any"}
+
+  def check_args(self, args: dict):
+    self.args = parse_args(ScalarRMArgs, dict(args))
+    rm = self.role_cfgs["rm"]
+    if not rm.model.scalar_head:
+      raise ValueError("config.roles.rm.model.scalar_head must be True: the reward is the RM's scalar head")
+    if rm.trained:
+      raise ValueError("config.roles.rm.trained=True: the scalar RM is frozen in recipe 'grpo_rm'")
+    self.last_rm: dict = {}
+
+  def score_completions(self, params, problems, texts, rng) -> np.ndarray:
+    r = score_texts(params["rm"], self.role_cfgs["rm"].model, self.tokenizer, self.prompt_texts(problems), texts,
+                    self.capacity(), self.pad_id).astype(np.float32)
+    right = self.task.score(problems, texts) >= 1.0
+    self.last_rm = {"accuracy": float(right.mean()),
+                    "rm_score_right": float(r[right].mean()) if right.any() else float("nan"),
+                    "rm_score_wrong": float(r[~right].mean()) if (~right).any() else float("nan")}
+    return r
+
+  def generation_metrics(self, gens) -> dict:
+    return dict(self.last_rm)
+
+  def evaluate(self, params, problems) -> dict:
+    return self.evaluate_with_length(params, problems)
