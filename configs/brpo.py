@@ -42,8 +42,9 @@ def _tiny_base(name: str, recipe: str):
   c.task.update(min_digits=2, max_digits=3, filler_max=FILLER_MAX)
   c.model.vocab_size = c.tokenizer.vocab_size = 96
   # The warm-up's solutions are <= 49 tokens; 64 leaves the policy room to grow. The judge's prompt
-  # holds two completions after the query (<= 8 + 2 x 67 tokens).
-  c.rollout.update(prompts_per_step=16, group_size=8, max_prompt_len=144, max_new_tokens=64)
+  # holds two completions after the query and the reference (the recipe checks: 32 + 2 x 64), with
+  # room for a re-encoded completion to come out a few tokens longer than it was sampled.
+  c.rollout.update(prompts_per_step=16, group_size=8, max_prompt_len=176, max_new_tokens=64)
   c.optim.learning_rate = 1e-4
   c.train.update(steps=30, eval_every=10, checkpoint_every=10, eval_prompts=128)
   if recipe != "pairwise_grm":                        # the judge run's tokenizer, one vocabulary for all

@@ -67,6 +67,21 @@ def judged_pairs(ref_b: np.ndarray, g: int) -> list[tuple[int, int, int]]:
   return [(q, i, o) for q, r in enumerate(np.asarray(ref_b).tolist()) for i in range(g) if i != r for o in (0, 1)]
 
 
+def wins_of_judgments(pairs, parsed: Sequence[GRMScores], b: int, g: int) -> tuple[np.ndarray, np.ndarray]:
+  """(win_fwd_bg, win_rev_bg) from the judgments of judged_pairs' `pairs`, in order: for order 0
+  (o_i shown first) whether Response 1 won, for order 1 (o_i shown second) whether Response 2 won."""
+  if len(pairs) != len(parsed):
+    raise ValueError(f"{len(pairs)} judged pairs but {len(parsed)} judgments")
+  fwd, rev = np.zeros((b, g), bool), np.zeros((b, g), bool)
+  won_first, won_second = first_wins(parsed), second_wins(parsed)
+  for j, (q, i, o) in enumerate(pairs):
+    if o == 0:
+      fwd[q, i] = won_first[j]
+    else:
+      rev[q, i] = won_second[j]
+  return fwd, rev
+
+
 @dataclasses.dataclass(frozen=True)
 class BRPOResult:
   reward_bg: np.ndarray       # (B, G) float32: +-1, 0 at the reference

@@ -24,9 +24,10 @@ from typing import Optional
 import jax
 import numpy as np
 
+from critjax.data.tasks import Problem
 from critjax.data.templates import GRMTemplate, get_template
 from critjax.rl import protocols
-from critjax.rl.brpo import DROP_THRESHOLD, brpo_rewards, first_wins, judged_pairs, pick_references, second_wins
+from critjax.rl.brpo import DROP_THRESHOLD, brpo_rewards, judged_pairs, pick_references, wins_of_judgments
 from critjax.rl.grm_scores import parse_scores
 from critjax.rl.recipes.base import RECIPES
 from critjax.rl.recipes.grpo import GRPO
@@ -68,6 +69,16 @@ class BRPO(GRPO):
       raise ValueError("config.rl.dynamic_sampling=True: BRPO has its own query filter (recipe_args.drop_threshold)")
     self.judge_template = tpl
     self.last_brpo: dict = {}
+    # A judge prompt holds two completions: refuse a max_prompt_len that cannot, before any compute
+    # (a prompt over it would fail its step mid-run).
+    r = self.cfg.rollout
+    n = "9" * self.cfg.task.max_digits                  # the toy's longest query (a real task's are its own)
+    probe = Problem(id="probe", problem=f"{n}+{n}", answer=str(2 * int(n)))
+    overhead = len(self.tokenizer.encode(judge_prompt(tpl, probe, ["", ""])))
+    if r.max_prompt_len < overhead + 2 * r.max_new_tokens:
+      raise ValueError(f"config.rollout.max_prompt_len={r.max_prompt_len} cannot hold a judge prompt: {overhead} "
+                       f"tokens of template + 2 x rollout.max_new_tokens={r.max_new_tokens}; set it >= "
+                       f"{overhead + 2 * r.max_new_tokens}")
 
   def capacity(self) -> int:
     """Room for the judge's episode too: its prompt (two completions; within rollout.max_prompt_len)
@@ -85,13 +96,7 @@ class BRPO(GRPO):
     prompts = [judge_prompt(self.judge_template, p, s) for p, s in zip(qs, shown)]
     ep = protocols.run(self.engine, JUDGE_TURN, qs, prompts, params, jax.random.fold_in(rng, _JUDGE_SALT))
     parsed = [parse_scores(t, 2) for t in ep.texts(0)]
-    fwd, rev = np.zeros((b, g), bool), np.zeros((b, g), bool)
-    won_first, won_second = first_wins(parsed), second_wins(parsed)
-    for j, (q, i, o) in enumerate(pairs):
-      if o == 0:
-        fwd[q, i] = won_first[j]       # o_i shown first
-      else:
-        rev[q, i] = won_second[j]      # o_i shown second
+    fwd, rev = wins_of_judgments(pairs, parsed, b, g)
     res = brpo_rewards(fwd, rev, ref, self.args.drop_threshold)
     valid = valid_bg & res.valid_bg
     right = (np.asarray(rewards_bg) >= 1.0)
