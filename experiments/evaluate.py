@@ -30,6 +30,10 @@ _ROLE = flags.DEFINE_string("role", "policy", "which model of a critjax workdir"
 _BATCH = flags.DEFINE_integer("batch_size", 16, "rows per generation batch")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 1024, "tokens per generated answer")
 _MAX_PROMPT = flags.DEFINE_integer("max_prompt_len", 2048, "prompts are cut to their last N tokens")
+_SAMPLES = flags.DEFINE_integer("samples", 1, "GRM benches (rmbench_grm, judgebench_grm): sampled judgments per "
+                                "order, voted (SPCT)")
+_TEMPERATURE = flags.DEFINE_float("temperature", None, "GRM benches: sampling temperature (default 0.5 when "
+                                  "--samples > 1, else greedy)")
 flags.mark_flags_as_required(["bench", "model", "workdir"])
 
 
@@ -70,7 +74,10 @@ def main(argv):
   workdir = Path(_WORKDIR.value)
   gen = Generator(model, workdir, batch_size=_BATCH.value, max_prompt_len=_MAX_PROMPT.value)
   t1 = time.perf_counter()
-  result = bench.run(gen, items, {"max_new_tokens": _MAX_NEW.value})
+  opts = {"max_new_tokens": _MAX_NEW.value, "samples": _SAMPLES.value}
+  if _TEMPERATURE.value is not None:
+    opts["temperature"] = _TEMPERATURE.value
+  result = bench.run(gen, items, opts)
   wall = time.perf_counter() - t1
   out = workdir / "results"
   out.mkdir(parents=True, exist_ok=True)

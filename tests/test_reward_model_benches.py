@@ -141,3 +141,57 @@ def test_each_bench_runs_on_a_tiny_model(gen, bench, subset, per_item):
   assert gen.generated_tokens - before <= 8 * per_item * 2 and len(res.items) == 2
   assert res.metrics and all(isinstance(v, float) for v in res.metrics.values())
   assert set(res.chance) <= set(res.metrics) and 0 <= res.metrics["parse_failure_rate"] <= 100
+
+
+# --- GRM benches (critjax/eval/benches/grm_judge.py) -------------------------------------------------
+
+def test_voted_chance_by_enumeration():
+  from critjax.eval.benches.grm_judge import voted_chance
+  s = np.arange(1, 11)
+  two = (s[:, None] + s[None, :]).ravel()                  # every sum of two scores, 100 equally likely
+  assert voted_chance(1) == pytest.approx(0.45)
+  assert voted_chance(2) == pytest.approx(float((two[:, None] > two[None, :]).mean()))
+
+
+def test_judgebench_grm_votes_over_both_orders_by_hand():
+  b = BENCHES.get("judgebench_grm")()
+  items = b.load(4, None)
+  # per item: (outputs with the better response shown first, outputs with it shown second), 2 samples each
+  plan = [(["Scores: [[8, 3]]", "no block"], ["Scores: [[4, 6]]", "Scores: [[5, 5]]"]),   # 19 vs 12: right
+          (["x", "y"], ["z", "Scores: [[11, 2]]"]),                                      # none valid: wrong
+          (["Scores: [[5, 5]]"] * 2, ["Scores: [[5, 5]]"] * 2),                          # tie: wrong
+          (["Scores: [[2, 9]]"] * 2, ["Scores: [[9, 2]]"] * 2)]                          # 8 vs 36: wrong
+  seen = []
+
+  class Voted:
+    def generate(self, stage, requests, sampling):
+      assert sampling.num_samples == 2 and sampling.temperature == 0.5
+      seen.append(stage)
+      out = {}
+      for rid, msgs in requests:
+        n = [it.id for it in items].index(rid)
+        it = items[n]
+        better = it.response_A if it.label == "A>B" else it.response_B
+        first = msgs[0]["content"].split("[Response 1]\n")[1]
+        assert first.startswith(better) == stage.endswith("_bo")
+        out[rid] = plan[n][0 if stage.endswith("_bo") else 1]
+      return out
+
+  res = b.run(Voted(), items, {"samples": 2})
+  assert seen == ["judgebench_grm_bo", "judgebench_grm_ob"]
+  assert [r["correct"] for r in res.items] == [True, False, False, False]
+  assert res.items[0]["better"] == 19 and res.items[0]["other"] == 12 and res.items[0]["valid"] == 3
+  assert res.metrics["accuracy"] == pytest.approx(25.0)
+  assert res.metrics["invalid_rate"] == pytest.approx(100 * 5 / 16) and res.metrics["tie_rate"] == pytest.approx(25.0)
+  from critjax.eval.benches.grm_judge import voted_chance
+  assert res.chance["accuracy"] == pytest.approx(100 * voted_chance(4))
+
+
+@pytest.mark.parametrize("bench,subset,per_item", [("rmbench_grm", "chat", 18), ("judgebench_grm", None, 2)])
+def test_each_grm_bench_runs_on_a_tiny_model(gen, bench, subset, per_item):
+  b = BENCHES.get(bench)()
+  items = b.load(2, subset)
+  before = gen.generated_tokens
+  res = b.run(gen, items, {"max_new_tokens": 8})
+  assert gen.generated_tokens - before <= 8 * per_item * 2 and len(res.items) == 2
+  assert 0 <= res.metrics["invalid_rate"] <= 100 and set(res.chance) <= set(res.metrics)
