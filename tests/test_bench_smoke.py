@@ -67,3 +67,18 @@ def test_train_step_runs(dtype):
 
 def test_train_step_shapes_follow_tiny_config():
   assert bench_train_step.tiny_shapes() == dict(rows=128, prompt=16, new=48)
+
+
+def test_shared_prefix_bench_runs_and_sharing_equals_independent_prefills():
+  from critjax.sampling.sampler import Sampler, SamplingConfig
+  from experiments import bench_shared_prefix
+  r = bench_shared_prefix.measure(SMALL, 2, 3, 6, 4, repeats=1)
+  assert r["prefill_ratio"] > 0 and r["generate_ratio"] > 0
+  params, _ = decoder.init_params(SMALL, jax.random.key(0))
+  s = Sampler(SMALL, SamplingConfig(max_new_tokens=4), capacity=10)
+  prompts = np.array([[3, 4, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]], np.int32)
+  shared = s.start(params, prompts, np.array([6, 4]), num_samples=3)
+  indep = s.start(params, np.repeat(prompts, 3, axis=0), np.array([6, 6, 6, 4, 4, 4]))
+  np.testing.assert_allclose(np.asarray(shared.last_logits), np.asarray(indep.last_logits), atol=1e-5)
+  for a, b in zip(jax.tree.leaves(shared.cache), jax.tree.leaves(indep.cache)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
