@@ -9,6 +9,8 @@ frozen pointwise GRM's voted score over k = 4 samples; the verifier is logged be
 Variants:
   tiny   toy arithmetic; the policy warmed up on worked solutions, then GRPO (G = 8) on the judge's
          reward; the judge (the GRM run's policy, same tiny architecture) frozen, sampled at T = 0.5.
+         `--config.roles.judge.trained=True` trains the judge in the same run and the same jitted
+         update (its k = 4 samples per completion a GRPO group; reward in recipes/judged.py).
 """
 import ml_collections
 from ml_collections.config_dict import placeholder

@@ -57,7 +57,8 @@ def test_the_judge_sees_each_completion_k_times_and_its_votes_are_the_reward(tmp
 
 
 @pytest.mark.parametrize("over, match", [
-    ({"roles.judge.trained": True}, "judge trained in the same run"),
+    ({"roles.judge.trained": True, "recipe_args.judge_samples": 1}, "judge_samples >= 2"),
+    ({"roles.judge.trained": True, "rl.dynamic_sampling": True}, "dynamic_sampling=False"),
     ({"recipe_args.judge_template": "critique_toy"}, "not a GRM template"),
     ({"recipe_args.judge_samples": 0}, "judge_samples=0"),
 ])
@@ -75,3 +76,20 @@ def test_tiny_run_rewards_the_policy_with_the_judge_role(tmp_path, compiled_once
   for r in rows:
     assert r["judge_invalid"] == 1.0 and r["reward_mean"] == 0.0 and 0.0 <= r["verified_accuracy"] <= 1.0
   assert "accuracy" in result.eval          # the greedy evaluation is the verifier's
+
+
+def test_trained_judge_reward_by_hand():
+  scores = [[8, 5, 6], [3, 9, 0]]
+  valid = [[True, True, True], [True, True, False]]
+  # completion 0 is right: 8 and 6 (>= 6) agree, 5 does not; completion 1 is wrong: 3 agrees, 9 does not,
+  # the invalid sample gets -1
+  np.testing.assert_array_equal(judged.judge_rewards(scores, valid, [True, False]), [[1, -1, 1], [1, -1, -1]])
+
+
+def test_a_judge_trained_in_the_same_run_gets_its_own_batch_and_update(tmp_path):
+  cfg = tiny(**{"roles.judge.trained": True})
+  recipe = build(cfg, tmp_path / "b")["recipe"]
+  assert recipe.rows_per_step() == {"policy": 4, "judge": 8} and recipe.trained_roles() == ["policy", "judge"]
+  train(cfg, tmp_path / "run")
+  rows = [r for r in read_metrics(tmp_path / "run") if "loss" in r]
+  assert len(rows) == 2 and all("judge/loss" in r and 0 <= r["judge_correct"] <= 1 for r in rows)

@@ -14,9 +14,13 @@ does under the verifier). The task's own verifier still scores every completion 
 (`verified_accuracy`) and the greedy evaluation, so reward hacking of the judge shows up as a gap
 between the two.
 
-The judge is frozen here (roles.judge.trained=False: typically a GRM run's checkpoint, trained with
-recipe_args.n_responses=1). Training it in the same run needs its own reward on the policy's samples
-(SPCT's rule against the verifier's label) and is not built yet; a trained judge role is refused.
+The judge is frozen (roles.judge.trained=False: typically a GRM run's checkpoint, trained with
+recipe_args.n_responses=1) or trained in the same run (trained=True): then its k samples per
+completion are a GRPO group of their own, in the same jitted update as the policy's. Its reward
+(our reading, UNVERIFIED: SPCT's n = 1 rule compares the score with a label score, and the loop has
+only the verifier's right / wrong): +1 when the judgment is valid and puts the completion on the
+verifier's side of the scale's middle (score >= JUDGE_RIGHT_FROM = 6 for a right completion, <= 5
+for a wrong one), -1 otherwise or when invalid. Logged as judge_correct.
 """
 from __future__ import annotations
 
@@ -24,10 +28,12 @@ import dataclasses
 from typing import Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from critjax.data.templates import GRMTemplate, get_template
-from critjax.rl import protocols
+from critjax.rl import episodes, protocols
+from critjax.rl.advantages import ADVANTAGES
 from critjax.rl.grm_scores import SCORE_MAX, parse_scores
 from critjax.rl.recipes.base import RECIPES
 from critjax.rl.recipes.grpo import GRPO
@@ -35,6 +41,16 @@ from critjax.rl.recipes.multi_turn import parse_args
 from critjax.rl.scalar_rm import score_texts
 
 JUDGE_TURN = (protocols.Turn("judge"),)
+JUDGE_RIGHT_FROM = 6          # a trained judge's reward: scores >= 6 call a completion right
+
+
+def judge_rewards(scores_nk, valid_nk, right_n) -> np.ndarray:
+  """(N, k) float32 reward of a trained pointwise judge's samples (module docstring): +1 valid and on
+  the verifier's side of the scale's middle, -1 otherwise."""
+  s, v = np.asarray(scores_nk), np.asarray(valid_nk, bool)
+  says_right = s >= JUDGE_RIGHT_FROM
+  agree = says_right == np.asarray(right_n, bool)[:, None]
+  return np.where(v & agree, 1.0, -1.0).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,17 +83,38 @@ class JudgedGRPO(GRPO):
     if not isinstance(tpl, GRMTemplate):
       raise ValueError(f"config.recipe_args.judge_template={self.args.judge_template!r} is not a GRM template "
                        "(grm_arith, grm_chat)")
-    if self.role_cfgs["judge"].trained:
-      raise ValueError("config.roles.judge.trained=True: a judge trained in the same run is not built yet; "
-                       "set trained=False (a frozen GRM checkpoint)")
+    self.train_judge = self.role_cfgs["judge"].trained
+    if self.train_judge and self.args.judge_samples < 2:
+      raise ValueError(f"config.recipe_args.judge_samples={self.args.judge_samples}: a judge trained in the run "
+                       "learns from a group of its k samples per completion; set judge_samples >= 2")
+    if self.train_judge and self.cfg.rl.dynamic_sampling:
+      raise ValueError("config.rl.dynamic_sampling=True with a trained judge: one judging episode per step is "
+                       "built; set dynamic_sampling=False")
     self.judge_template = tpl
     self.last_judge: dict = {}
+    self.judge_batch = None
 
   def capacity(self) -> int:
     """Room for the policy's episode and for the judge's: its prompt (within rollout.max_prompt_len,
     which must hold a completion) plus its own max_new_tokens."""
     r, judge = self.cfg.rollout, self.role_cfgs["judge"]
     return max(super().capacity(), r.max_prompt_len + (judge.max_new_tokens or r.max_new_tokens))
+
+  def trained_roles(self) -> list[str]:
+    return ["policy", "judge"] if self.train_judge else ["policy"]
+
+  def rows_per_step(self) -> dict[str, int]:
+    r = self.cfg.rollout
+    rows = {"policy": r.prompts_per_step * r.group_size}
+    if self.train_judge:
+      rows["judge"] = rows["policy"] * self.args.judge_samples
+    return rows
+
+  def collect(self, params, problems, rng, refill=None):
+    out = super().collect(params, problems, rng, refill)
+    if self.train_judge:
+      out.batches["judge"] = self.judge_batch
+    return out
 
   def score_completions(self, params, problems, texts, rng) -> np.ndarray:
     k = self.args.judge_samples
@@ -93,6 +130,11 @@ class JudgedGRPO(GRPO):
     self.last_judge = {"judge_invalid": float(1.0 - valid.mean()), "verified_accuracy": float(right.mean()),
                        "judge_reward_right": float(reward[right].mean()) if right.any() else float("nan"),
                        "judge_reward_wrong": float(reward[~right].mean()) if (~right).any() else float("nan")}
+    if self.train_judge:
+      r_judge = judge_rewards(scores, valid, right)                       # (N, k): a group per completion
+      adv = np.asarray(ADVANTAGES.get(self.cfg.rl.advantage)(jnp.asarray(r_judge), jnp.ones(r_judge.shape, bool)))
+      self.judge_batch = episodes.policy_batch(ep.rollout, adv.reshape(-1, 1))
+      self.last_judge["judge_correct"] = float((r_judge > 0).mean())
     return reward
 
   def generation_metrics(self, gens) -> dict:
