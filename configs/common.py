@@ -74,7 +74,7 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
       dynamic_sampling=False, max_gen_batches=1, overlong_filter=False, soft_overlong_cache=0,
       loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=placeholder(float), kl_estimator="k3",
                 kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=placeholder(int), entropy_coef=0.0,
-                kl_placement="loss")))
+                kl_placement="loss", dpo_beta=0.1, rpo_alpha=0.0)))
   c.optim = cd(dict(learning_rate=3e-4, warmup_steps=0, b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0))
   c.train = cd(dict(steps=100, log_every=1, eval_every=25, eval_prompts=256, checkpoint_every=25, keep_checkpoints=2,
                     max_skipped_steps=10))

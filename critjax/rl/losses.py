@@ -97,6 +97,8 @@ class LossConfig:
   norm_len: Optional[int] = None         # constant normaliser L_max for seq_mean_token_sum_norm
   entropy_coef: float = 0.0              # entropy bonus: loss -= entropy_coef * H_t
   kl_placement: str = "loss"             # 'loss' (a loss term) | 'reward' (per-token reward, see kl.py)
+  dpo_beta: float = 0.1                  # loss 'dpo': beta of DPO's implicit reward (TRL's default)
+  rpo_alpha: float = 0.0                 # loss 'dpo': weight of the chosen NLL (RPO; ReVISE 0.1); 0 = plain DPO
 
   def __post_init__(self):
     if self.kl_placement not in KL_PLACEMENTS:
@@ -121,6 +123,8 @@ class LossConfig:
       raise ValueError(f"loss.norm_len must be a positive int, got {self.norm_len!r}")
     if not self.entropy_coef >= 0.0:
       raise ValueError(f"loss.entropy_coef must be >= 0, got {self.entropy_coef}")
+    if not (self.dpo_beta > 0.0 and self.rpo_alpha >= 0.0):
+      raise ValueError(f"loss.dpo_beta must be > 0 and loss.rpo_alpha >= 0, got {self.dpo_beta} / {self.rpo_alpha}")
 
   @classmethod
   def from_dict(cls, d: dict[str, Any]) -> "LossConfig":
@@ -402,3 +406,60 @@ def _reward_bt_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
       hint = " (set model.scalar_head=True; update.role_loss adds it)" if key == "scalar" else ""
       raise ValueError(f"loss 'reward_bt' needs mb[{key!r}]{hint}; got keys {sorted(mb)}")
   return reward_bt_loss(mb["scalar"], mb["score_pos"], mb.get("row_valid"))
+
+
+# --- preference losses ----------------------------------------------------------------------------
+
+def dpo_loss(logp_bt, ref_logp_bt, mask_bt, beta: float, alpha: float = 0.0, row_valid_b=None):
+  """DPO (Rafailov et al., arXiv 2305.18290, Eq. 7) with RPO's NLL on the chosen response (Pang et
+  al., arXiv 2404.19733, Eq. 3; TRL's rpo_alpha; ReVISE's loss, ALGORITHMS.md §9), to minimise;
+  returns (loss_sum, denom, metrics).
+
+  Rows come in pairs: row 2i is the chosen response y_w and row 2i+1 the rejected y_l of pair i;
+  mask_bt marks each response's tokens. With sequence log-probs log pi(y) = sum_t mask * logp and
+  the frozen reference's log pi_ref(y) (ref_logp_bt, computed once by the loop),
+    h_i = beta [(log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l))]
+    l_i = -log sigmoid(h_i) + alpha * (-log pi(y_w) / |y_w|)
+  averaged over pairs whose two rows are valid. The NLL is length-normalised per pair (RPO's
+  form), so every term has the pair as its unit and micro-batches of whole pairs accumulate
+  exactly; TRL instead takes the token mean over the batch's chosen tokens, the same when every
+  chosen response has one length. Metrics: dpo (the first term), nll_chosen, reward_chosen /
+  reward_rejected (beta (log pi - log pi_ref)), margin, accuracy (margin > 0), logp_chosen /
+  logp_rejected (sequence log-probs)."""
+  b, t = logp_bt.shape
+  if b % 2:
+    raise ValueError(f"dpo: rows come in (chosen, rejected) pairs; got an odd batch of {b} rows")
+  _check(mask_bt, logp=logp_bt, ref_logp=ref_logp_bt)
+  if row_valid_b is not None and jnp.shape(row_valid_b) != (b,):
+    raise ValueError(f"dpo: row_valid must be (B,) = ({b},), got shape {jnp.shape(row_valid_b)}")
+  m = mask_bt.astype(jnp.float32)
+  seq = jnp.where(m > 0, logp_bt.astype(jnp.float32), 0.0).sum(1).reshape(-1, 2)
+  ref = jnp.where(m > 0, ref_logp_bt.astype(jnp.float32), 0.0).sum(1).reshape(-1, 2)
+  n_w = m.sum(1).reshape(-1, 2)[:, 0]
+  valid = jnp.ones((b,), jnp.float32) if row_valid_b is None else (jnp.asarray(row_valid_b) > 0).astype(jnp.float32)
+  pair = valid.reshape(-1, 2).min(1)
+  reward = beta * (seq - ref)                                     # (P, 2) implicit rewards
+  margin = reward[:, 0] - reward[:, 1]
+  l_dpo = jax.nn.softplus(-margin)
+  nll = -seq[:, 0] / jnp.maximum(n_w, 1.0)
+  loss_sum, denom = (pair * (l_dpo + alpha * nll)).sum(), pair.sum()
+  sg = jax.lax.stop_gradient
+  mean = lambda x: (sg((pair * x).sum()), denom)
+  metrics = {"dpo": mean(l_dpo), "nll_chosen": mean(nll), "reward_chosen": mean(reward[:, 0]),
+             "reward_rejected": mean(reward[:, 1]), "margin": mean(margin),
+             "accuracy": ((pair * (margin > 0)).sum(), denom), "logp_chosen": mean(seq[:, 0]),
+             "logp_rejected": mean(seq[:, 1])}
+  return loss_sum, denom, metrics
+
+
+@LOSSES.register("dpo")
+def _dpo_role_loss(logp_bt, entropy_bt, mb: dict, cfg: LossConfig):
+  """A pair batch: tokens (B, T) with rows (chosen, rejected) alternating, mask (B, T) on the
+  responses, ref_logp (B, T) from the frozen reference, optional row_valid (B,). Micro-batches must
+  hold whole pairs (an even micro-batch size)."""
+  del entropy_bt
+  for key in ("mask", "ref_logp"):
+    if key not in mb:
+      raise ValueError(f"loss 'dpo' needs mb[{key!r}] (the reference's log-probs come from the loop); got keys "
+                       f"{sorted(mb)}")
+  return dpo_loss(logp_bt, mb["ref_logp"], mb["mask"], cfg.dpo_beta, cfg.rpo_alpha, mb.get("row_valid"))
