@@ -105,3 +105,16 @@ def sft_batch(tokenizer, prompts: Sequence[str], completions: Sequence[str], max
     tokens[i, :len(full)] = full
     mask[i, len(p_ids):len(full)] = 1.0
   return {"tokens": tokens, "mask": mask}
+
+
+def pair_batch(tokenizer, prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str], max_len: int, *,
+               pad_id: int = 0) -> dict:
+  """Preference pairs for loss 'dpo' / 'reward_bt': rows 2i (prompt i + chosen i) and 2i+1 (prompt i +
+  rejected i), tokens (2P, T) and mask (2P, T) on each response and its EOS (sft_batch's layout)."""
+  if not len(prompts) == len(chosen) == len(rejected):
+    raise ValueError(f"pair_batch: {len(prompts)} prompts, {len(chosen)} chosen, {len(rejected)} rejected")
+  rows_p = [p for p in prompts for _ in range(2)]
+  rows_c = [x for pair in zip(chosen, rejected) for x in pair]
+  return sft_batch(tokenizer, rows_p, rows_c, max_len, pad_id=pad_id)
+
+

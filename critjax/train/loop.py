@@ -365,6 +365,7 @@ def _run(cfg, workdir, task, recipe, trainer: Trainer, phases, state, ckpt, writ
       state = trainer.start_phase(state, phase)
       offline_data.build(recipe, phase, trainer.params_view(state), cfg.seed, workdir)
     recipe.set_phase(phase)
+    recipe.phase_step = step - int(starts[i])     # steps of this phase done before this one
     if phase.kind == "sft":
       state = _warmup_step(cfg, recipe, trainer, state, phase, step, int(starts[i]), mesh, writer, bar)
       if step + 1 == starts[i + 1]:

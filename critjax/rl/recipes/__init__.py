@@ -4,4 +4,4 @@ from critjax.rl.recipes import correction_baselines, critique_rl, crl, grpo, sco
 from critjax.rl.recipes import critique_grpo  # noqa: F401
 from critjax.rl.recipes import spc  # noqa: F401
 from critjax.rl.recipes import grm, grm_meta, judged  # noqa: F401
-from critjax.rl.recipes import brpo, pairwise_grm, reward_model  # noqa: F401
+from critjax.rl.recipes import brpo, pairwise_grm, reward_model, self_rationalization  # noqa: F401

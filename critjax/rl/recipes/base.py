@@ -73,6 +73,10 @@ class Recipe:
     # set by the loop before `collect`: recipes with data of their own (CRL's critique items) index
     # it from here, so a resumed run draws what an uninterrupted one would.
     self.data_index = 0
+    # Steps of the current phase done before this one (set by the loop before each step): an RL
+    # phase that reads an offline dataset (DPO pairs) takes its k-th batch from here, so a resumed
+    # run reads what an uninterrupted one would.
+    self.phase_step = 0
     self.eval_rng = jax.random.PRNGKey(0)  # unused by greedy decoding; fixed for reproducibility
 
   def _check_roles(self):

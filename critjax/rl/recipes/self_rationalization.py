@@ -1,0 +1,123 @@
+"""Self-rationalization (Trivedi et al., arXiv 2410.05495; ALGORITHMS.md §10): a judge that writes a
+rationale and a Likert score is improved by DPO on preference pairs of its own judgments, iterated.
+
+On the toy the judge is the pointwise GRM of recipes/grm.py with one response per item
+(recipe_args.n_responses = 1): it re-works the columns (the rationale), marks the response's steps
+and writes `Scores: [[s]]`; the gold score is the item's label (critjax/data/grm_toy.py,
+10 - 9 w // c for w wrong steps of c). A judgment is right when its score equals the label.
+
+Phases: the warm-up on oracle judgments (the paper's seed judge, SFT on rationale + score data),
+then recipe_args.iterations DPO iterations, each an RL-kind phase 'iter{i}' of dpo_steps steps
+whose start (1) resets the DPO reference to the judge as it is then (the paper: reference = the
+current judge) and (2) builds its pairs (BuildData 'selfrat{i}'): `judgments` = N judgments
+sampled per item of `pool` items drawn fresh for the iteration (apart from the RL and held-out
+streams), at rollout.temperature.
+
+Pair curation (the paper's exact rule is UNVERIFIED; ours): chosen = a judgment whose score equals
+the gold score; rejected = any other judgment, an invalid one (no parsable score) included; per
+item the chosen and the rejected are paired in sample order, min(#chosen, #rejected, max_pairs)
+pairs; items with no chosen or no rejected judgment give none. Loss 'dpo' (critjax.rl.losses:
+beta = rl.loss.dpo_beta, alpha = rl.loss.rpo_alpha, 0 for plain DPO), pairs_per_step pairs per
+step read in file order from phase step 0 (cycling), a pair never split across mini-batches.
+
+Evaluation (greedy, held-out items): accuracy (score = label), invalid; as recipes/grm.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import jax
+
+from critjax.rl import episodes
+from critjax.rl.grm_scores import parse_scores
+from critjax.rl.phases import BuildData, Phase, ResetReference
+from critjax.rl.recipes.base import RECIPES, Collected
+from critjax.rl.recipes.grm import GRM, GRMArgs
+from critjax.rl.recipes.grpo import SINGLE_TURN
+
+SELFRAT_SEED = 4_111_003       # the pairs' items: a stream apart from the RL, warm-up and held-out ones
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfRatArgs(GRMArgs):
+  n_responses: int = 1
+  iterations: int = 2               # the paper's two
+  judgments: int = 8                # N sampled judgments per item
+  pool: int = 128                   # items per iteration
+  max_pairs: int = 4                # per item
+  dpo_steps: int = 20               # per iteration
+  pairs_per_step: int = 16
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.n_responses != 1:
+      raise ValueError(f"config.recipe_args.n_responses={self.n_responses}: a Likert judge scores one response")
+    if self.rft_steps:
+      raise ValueError(f"config.recipe_args.rft_steps={self.rft_steps}: self-rationalization has no RFT phase")
+    if min(self.iterations, self.judgments - 1, self.pool, self.max_pairs, self.dpo_steps, self.pairs_per_step) < 1:
+      raise ValueError("config.recipe_args.iterations, pool, max_pairs, dpo_steps and pairs_per_step must be >= 1 "
+                       f"and judgments >= 2; got {self.iterations} / {self.pool} / {self.max_pairs} / "
+                       f"{self.dpo_steps} / {self.pairs_per_step} / {self.judgments}")
+
+
+def curate_pairs(texts, label: int) -> list[tuple[str, str]]:
+  """(chosen, rejected) pairs from one item's judgments (module docstring)."""
+  parsed = [parse_scores(t, 1) for t in texts]
+  right = [t for t, p in zip(texts, parsed) if p.valid and p.scores[0] == label]
+  wrong = [t for t, p in zip(texts, parsed) if not (p.valid and p.scores[0] == label)]
+  return list(zip(right, wrong))
+
+
+@RECIPES.register("self_rationalization")
+class SelfRationalization(GRM):
+  args_cls = SelfRatArgs
+  loss_kind = "dpo"
+
+  def check_args(self, args: dict):
+    super().check_args(args)
+    if self.cfg.train.steps:
+      raise ValueError(f"config.train.steps={self.cfg.train.steps}: recipe 'self_rationalization' trains "
+                       "recipe_args.iterations x dpo_steps steps; set train.steps=0")
+
+  def phases(self) -> list[Phase]:
+    a = self.args
+    return [Phase(f"iter{i}", a.dpo_steps, args={"data": f"selfrat{i}"},
+                  on_start=(ResetReference("policy"), BuildData("policy", f"selfrat{i}")))
+            for i in range(1, a.iterations + 1)]
+
+  def references(self) -> list[str]:
+    return ["policy"]                 # DPO's reference, whatever rl.loss.kl_coef says
+
+  def rows_per_step(self) -> dict[str, int]:
+    return {"policy": 2 * self.args.pairs_per_step}
+
+  def build_data(self, name, params, rng) -> list[dict]:
+    if not name.startswith("selfrat"):
+      return super().build_data(name, params, rng)
+    a, it = self.args, int(name[len("selfrat"):])
+    items = [self.item(p) for p in self.task.problems(self.cfg.seed + SELFRAT_SEED + 7919 * it, 0, a.pool)]
+    chunk = max(1, self.cfg.rollout.prompts_per_step * self.cfg.rollout.group_size // a.judgments)
+    out, right = [], 0
+    for i in range(0, len(items), chunk):
+      part = items[i:i + chunk]
+      texts = self.episode(SINGLE_TURN, params, part, jax.random.fold_in(rng, i), num_samples=a.judgments).texts(0)
+      for j, item in enumerate(part):
+        mine = texts[j * a.judgments:(j + 1) * a.judgments]
+        right += sum(parse_scores(t, 1).valid and parse_scores(t, 1).scores[0] == item.label for t in mine)
+        prompt = self.prompt_texts([item])[0]
+        out += [{"id": item.id, "prompt": prompt, "chosen": c, "rejected": r}
+                for c, r in curate_pairs(mine, item.label)[:a.max_pairs]]
+    logging.info("self-rationalization %s: %d pairs from %d items (%d of %d judgments right)", name, len(out),
+                 len(items), right, len(items) * a.judgments)
+    if not out:
+      raise ValueError(f"self_rationalization {name}: no preference pair from {a.pool} items x {a.judgments} "
+                       f"judgments ({right} right): every item's judgments were all right or all wrong")
+    return out
+
+  def collect(self, params, problems, rng, refill=None) -> Collected:
+    rows, n = self.data[self.phase.args["data"]], self.args.pairs_per_step
+    part = [rows[(self.phase_step * n + j) % len(rows)] for j in range(n)]
+    batch = episodes.pair_batch(self.tokenizer, [r["prompt"] for r in part], [r["chosen"] for r in part],
+                                [r["rejected"] for r in part], self.capacity(), pad_id=self.pad_id)
+    return Collected(batches={"policy": batch}, metrics={"pairs": len(rows)}, group_rows=2)
