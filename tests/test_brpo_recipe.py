@@ -88,8 +88,8 @@ def test_toy_pairs_are_confounded_unconfounded_and_judged_by_construction():
 
 def test_reference_guided_template_shows_the_gold_answer():
   tpl = get_template("grm_pair_arith")
-  assert tpl.prompt("358+267", [" A: 625", " A: 635"], reference="625") == \
-      "Q: 358+267 = Ref: 625\nR1: A: 625\nR2: A: 635\nJudge:"
+  assert tpl.prompt("358+267", [" 8+7=15 c1 ; A: 625 ; sure", " nothing"], reference="625") == \
+      "Q: 358+267 = Ref: 625\nR1: A: 625 ; sure\nR2: nothing\nJudge:"
   with pytest.raises(ValueError, match="reference-guided"):
     tpl.prompt("358+267", [" A: 625"])
   assert get_template("grm_arith").prompt("1+2", [" A: 3"], reference="3") == "Q: 1+2 =\nR1: A: 3\nJudge:"
@@ -133,7 +133,8 @@ def test_brpo_advantages_from_a_reference_judge_by_hand(tmp_path, monkeypatch):
   np.testing.assert_array_equal(adv, [[1, 0, -1, 1], [0, 0, 0, 0]])
   np.testing.assert_array_equal(valid, [[1, 0, 1, 1], [0, 0, 0, 0]])
   assert len(seen) == 2 * 2 * 3 and all("Ref: 42" in p for p in seen[:6]) and all("Ref: 10" in p for p in seen[6:])
-  assert seen[0] == f"Q: 12+30 = Ref: 42\nR1:{R}\nR2:{W}\nJudge:" and seen[1] == f"Q: 12+30 = Ref: 42\nR1:{W}\nR2:{R}\nJudge:"
+  # each response shown from its answer on (the template's answer_view)
+  assert seen[0] == "Q: 12+30 = Ref: 42\nR1: A: 42\nR2: A: 52\nJudge:" and seen[1] == "Q: 12+30 = Ref: 42\nR1: A: 52\nR2: A: 42\nJudge:"
   m = recipe.generation_metrics([])
   assert m["brpo_kept_queries"] == 0.5 and m["judge_agreement"] == 1.0 and m["brpo_inconsistent"] == 0.0
   assert m["brpo_win_rate"] == pytest.approx(2 / 6) and m["judge_invalid"] == 0.0

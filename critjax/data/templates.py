@@ -416,6 +416,9 @@ class GRMTemplate:
   # {reference}: the gold answer after the query, for a reference-guided judge (BRPO's toy judge,
   # critjax/data/pair_toy.py); empty: the judge sees no reference (SPCT, Writing-Zero).
   reference_format: str = ""
+  # True: each response is shown from its last 'A:' on (the answer and anything after it), for a
+  # judge of final answers (BRPO's toy judge); False: whole.
+  answer_view: bool = False
 
   def __post_init__(self):
     for field, allowed in (("first_turn", {"problem"}), ("response_format", {"index", "response"}),
@@ -441,6 +444,8 @@ class GRMTemplate:
       if reference is None:
         raise ValueError(f"template {self.name!r} is reference-guided: its prompt needs the gold answer")
       text += self.reference_format.format(reference=reference)
+    if self.answer_view:
+      responses = [r[r.rfind(" A:"):] if " A:" in r else r for r in responses]
     text += "".join(self.response_format.format(index=i + 1, response=r) for i, r in enumerate(responses))
     if hint_best is not None:
       if not self.hint_format:
@@ -467,15 +472,17 @@ GRM_ARITH = _register(GRMTemplate(
                 "R1: ok bad ; R2: ok ok ; Scores: [[10, 7]] ; Scores: [[4, 1, 7, 10]]"),
 ))
 
-# Toy pairwise judge with the reference answer (BRPO's length-hacking toy, critjax/data/pair_toy.py):
+# Toy pairwise judge with the reference answer (BRPO's length-hacking toy, critjax/data/pair_toy.py),
+# each response shown from its answer on (answer_view; BENCHMARKS.md, the BRPO toy's design change):
 #   Q: 358+267 = Ref: 625
-#   R1: 8+7=15 c1 ; 5+6+1=12 c1 ; 3+2+1=6 c0 ; A: 625 ; sure ; sure
-#   R2: 8+7=15 c1 ; 5+6+1=13 c1 ; 3+2+1=6 c0 ; A: 635
+#   R1: A: 625 ; sure ; sure
+#   R2: A: 635
 #   Judge: R1: A: 625 ok ; R2: A: 635 bad ; Scores: [[10, 1]]
 GRM_PAIR_ARITH = _register(GRMTemplate(
     name="grm_pair_arith",
     first_turn="Q: {problem} =",
     reference_format=" Ref: {reference}",
+    answer_view=True,
     response_format="\nR{index}:{response}",
     instruction="\nJudge:",
     vocabulary=("Q: 358+267 = Ref: 625 \nR1: 8+7=15 c1 ; A: 625 ; sure ; sure \nR2: A: 635 \nJudge: R1: A: 625 ok ; "
