@@ -4,7 +4,7 @@
 The model reads the query and two responses in the grm_chat template (principles, a critique, then
 `Scores: [[a, b]]`, parsed by critjax.rl.grm_scores.parse_scores: a missing, duplicated, wrongly
 counted or out-of-range block is invalid). Each compared pair is judged in both orders, `samples`
-times per order (--opt samples=m, default 1; T = --opt temperature, default 0.5 when m > 1 as in
+times per order (--samples=m, default 1; T = --temperature, default 0.5 when m > 1 as in
 SPCT, else greedy): 2m judgments per pair. Voting (SPCT §3.3): each response's score is the sum of
 its scores over the valid judgments; the pair is right when the better response's sum is strictly
 higher (a tie, or no valid judgment, is wrong).
@@ -23,9 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from critjax.data.templates import get_template
-from critjax.eval import bench_data, bench_metrics
-from critjax.eval.benches.base import BENCHES, Bench, Result, pick_subsets
-from critjax.eval.benches.reward_models import _rmbench_domains, _rmbench_metrics
+from critjax.eval.benches.base import BENCHES, Result
+from critjax.eval.benches.reward_models import JudgeBenchPointwise, RMBench, _rmbench_metrics, judgebench_accuracy
 from critjax.eval.generation import Sampling
 from critjax.rl.grm_scores import SCORE_MAX, SCORE_MIN, parse_scores
 
@@ -82,12 +81,9 @@ def _rates(votes: list[dict]) -> dict:
 
 
 @BENCHES.register("rmbench_grm")
-class RMBenchGRM(Bench):
+class RMBenchGRM(RMBench):
   name = "rmbench_grm"
-  description = "RM-Bench accuracy of a GRM (SPCT format, both orders, voting over --opt samples)"
-
-  def load(self, limit, subset):
-    return self.take_per_subset(bench_data.load_rmbench, _rmbench_domains(subset), limit, "rmbench")
+  description = "RM-Bench accuracy of a GRM (SPCT format, both orders, voting over --samples per order)"
 
   def run(self, gen, items, opts) -> Result:
     pid = lambda it, i, j: f"{it.id}/c{i}r{j}"
@@ -106,24 +102,16 @@ class RMBenchGRM(Bench):
 
 
 @BENCHES.register("judgebench_grm")
-class JudgeBenchGRM(Bench):
+class JudgeBenchGRM(JudgeBenchPointwise):
   name = "judgebench_grm"
-  description = "JudgeBench accuracy of a GRM (SPCT format, both orders, voting over --opt samples)"
-
-  def load(self, limit, subset):
-    models = pick_subsets(subset, bench_data.JUDGEBENCH_MODELS, "JudgeBench response model")
-    return self.take_per_subset(bench_data.load_judgebench, models, limit, "judgebench")
+  description = "JudgeBench accuracy of a GRM (SPCT format, both orders, voting over --samples per order)"
 
   def run(self, gen, items, opts) -> Result:
     pairs = [(it.id, it.question, *((it.response_A, it.response_B) if it.label == "A>B" else
                                     (it.response_B, it.response_A))) for it in items]
     votes = judge_pairs(gen, "judgebench_grm", pairs, opts)
     correct = np.array([_right(votes[it.id]) for it in items], bool)
-    metrics = {"accuracy": 100 * float(correct.mean())}
-    for prefix in bench_metrics.JUDGEBENCH_SOURCES:
-      sel = np.array([it.source_dataset.startswith(prefix) for it in items], bool)
-      if sel.any():
-        metrics[f"{prefix}/accuracy"] = 100 * float(correct[sel].mean())
+    metrics = judgebench_accuracy(items, correct)
     ch = 100 * voted_chance(2 * _sampling(opts)[1])
     chance = {k: ch for k in metrics}
     metrics.update(_rates(list(votes.values())))

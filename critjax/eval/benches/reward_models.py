@@ -127,6 +127,17 @@ def _rmbench_metrics(items, correct_nss: np.ndarray) -> dict[str, float]:
   return {k: 100 * summ[k] for k in keys}
 
 
+def judgebench_accuracy(items, correct) -> dict[str, float]:
+  """Percent accuracy over JudgeBench pairs, overall and per source (bench_metrics.JUDGEBENCH_SOURCES)."""
+  correct = np.asarray(correct, bool)
+  out = {"accuracy": 100 * float(correct.mean())}
+  for prefix in bench_metrics.JUDGEBENCH_SOURCES:
+    sel = np.array([it.source_dataset.startswith(prefix) for it in items], bool)
+    if sel.any():
+      out[f"{prefix}/accuracy"] = 100 * float(correct[sel].mean())
+  return out
+
+
 @BENCHES.register("rmbench")
 class RMBench(Bench):
   name = "rmbench"
@@ -205,12 +216,8 @@ class JudgeBenchPointwise(Bench):
     c, r = compared([sc[b] for sc, (b, _) in zip(score, better)], [sc[w] for sc, (_, w) in zip(score, better)])
     correct = c > r                                               # (N,)
     ties = np.array([sc["A"] is not None and sc["A"] == sc["B"] for sc in score], bool)
-    metrics = {"accuracy": 100 * float(correct.mean()), "tie_rate": 100 * float(ties.mean()),
+    metrics = {**judgebench_accuracy(items, correct), "tie_rate": 100 * float(ties.mean()),
                "parse_failure_rate": 100 * sum(v is None for sc in score for v in sc.values()) / (2 * len(items))}
-    for prefix in bench_metrics.JUDGEBENCH_SOURCES:
-      sel = np.array([it.source_dataset.startswith(prefix) for it in items], bool)
-      if sel.any():
-        metrics[f"{prefix}/accuracy"] = 100 * float(correct[sel].mean())
     ch = random_score_chance()
     chance = {k: 100 * ch["win"] for k in metrics if k.endswith("accuracy")}
     chance["tie_rate"] = 100 * ch["tie"]
