@@ -71,7 +71,7 @@ def base_config(arg: str) -> ml_collections.ConfigDict:
                       top_k=0, top_p=1.0))
   c.rl = cd(dict(
       advantage="grpo", ppo_epochs=1, num_minibatches=1, micro_batch_size=0,
-      dynamic_sampling=False, max_gen_batches=1, overlong_filter=False, soft_overlong_cache=0,
+      dynamic_sampling=False, max_gen_batches=1, overlong_filter=False, soft_overlong_cache=0, logprob_chunk=-1,
       loss=dict(ratio="token", clip_low=0.2, clip_high=0.2, dual_clip_c=placeholder(float), kl_estimator="k3",
                 kl_coef=0.0, aggregation="seq_mean_token_mean", norm_len=placeholder(int), entropy_coef=0.0,
                 kl_placement="loss", dpo_beta=0.1, rpo_alpha=0.0)))

@@ -134,8 +134,14 @@ class RLConfig:
   max_gen_batches: int = 1
   overlong_filter: bool = False     # DAPO: mask the loss of truncated samples
   soft_overlong_cache: int = 0      # DAPO soft overlong punishment window L_cache (0 = off)
+  # Token log-probs of the loss and the reference over this many positions at a time, never the
+  # whole (B, T, V) float32 logits (critjax.train.logprobs.chunked_logprobs); 0 = off, -1 = on
+  # (1024) from a 32k vocabulary.
+  logprob_chunk: int = -1
 
   def __post_init__(self):
+    if self.logprob_chunk < -1:
+      raise ValueError(f"rl.logprob_chunk={self.logprob_chunk} must be -1 (auto), 0 (off) or > 0")
     if self.ppo_epochs < 1 or self.num_minibatches < 1 or self.micro_batch_size < 0:
       raise ValueError("rl.ppo_epochs and rl.num_minibatches must be >= 1, rl.micro_batch_size >= 0")
     if self.max_gen_batches < 1:

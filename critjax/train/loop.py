@@ -40,6 +40,7 @@ from critjax.train.checkpoint import Checkpointer, check_workdir, load_role_para
 from critjax.train.metrics import MetricWriter
 from critjax.train.preemption import Preempted, StopRequests
 from critjax.train.state import make_optimizer, new_state, state_shardings
+from critjax.train.logprobs import resolve_chunk
 from critjax.train.update import RoleSpec, sequence_logprobs, update_step
 
 TIMING_KEYS = ("tokens_per_second", "step_seconds", "rollout_seconds", "update_seconds")
@@ -205,8 +206,12 @@ class Trainer:
                     for n in self.trained}
     self._updates: dict = {}
     self._ref_logprobs = {n: jax.jit(functools.partial(sequence_logprobs, cfg=roles[n].model,
-                                                       temperature=self.temperature(n)))
+                                                       temperature=self.temperature(n), chunk=self.chunk(n)))
                           for n in self.trained}
+
+  def chunk(self, role: str) -> int:
+    """Positions per log-prob chunk for the role's losses and reference (config.rl.logprob_chunk)."""
+    return resolve_chunk(self.cfg.rl.logprob_chunk, self.roles[role].model.vocab_size)
 
   def temperature(self, role: str) -> float:
     t = self.roles[role].temperature
@@ -236,13 +241,13 @@ class Trainer:
     key = (phase.kind, tuple(sorted(sft_kinds.items())))
     if key not in self._updates:
       if phase.kind == "sft":
-        specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.sft_opt[n], kind=sft_kinds.get(n, "nll"))
-                 for n in self.trained}
+        specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.sft_opt[n], kind=sft_kinds.get(n, "nll"),
+                             logprob_chunk=self.chunk(n)) for n in self.trained}
       else:
         kinds = self.recipe.loss_kinds()
         specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.rl_opt[n], kind=kinds.get(n, "policy"),
                              loss=self.cfg.rl.loss, micro_batch_size=self.cfg.rl.micro_batch_size,
-                             temperature=self.temperature(n)) for n in self.trained}
+                             temperature=self.temperature(n), logprob_chunk=self.chunk(n)) for n in self.trained}
       self._updates[key] = jax.jit(functools.partial(update_step, specs=specs), donate_argnums=0,
                                    out_shardings=(self.shardings, None))
     return self._updates[key]

@@ -36,6 +36,7 @@ class RoleSpec:
   micro_batches: int = 1
   micro_batch_size: int = 0           # rows per micro-batch; when > 0 it sets micro_batches from the batch
   temperature: float = 1.0            # the sampler's: ratios compare like with like
+  logprob_chunk: int = 0              # > 0: log-probs over this many positions at a time (logprobs.chunked_logprobs)
 
 
 def role_loss(params, mb: dict, spec: RoleSpec):
@@ -48,9 +49,9 @@ def role_loss(params, mb: dict, spec: RoleSpec):
       raise ValueError(f"loss {spec.kind!r} reads the scalar head: set model.scalar_head=True for this role")
     logits, scalar_bt = decoder.forward(params, mb["tokens"], spec.model, return_scalar=True)
     mb = {**mb, "scalar": scalar_bt}
+    logp, entropy = logprobs_from_logits(logits, mb["tokens"], spec.temperature)
   else:
-    logits, _ = decoder.forward(params, mb["tokens"], spec.model)
-  logp, entropy = logprobs_from_logits(logits, mb["tokens"], spec.temperature)
+    logp, entropy = token_logprobs(params, mb["tokens"], spec.model, spec.temperature, spec.logprob_chunk)
   return LOSSES.get(spec.kind)(logp, entropy, mb, spec.loss)
 
 
@@ -103,6 +104,6 @@ def update_step(state: TrainState, batches: dict, *, specs: dict) -> tuple[Train
   return state.replace(roles=roles), metrics
 
 
-def sequence_logprobs(params, tokens_bt, cfg: ModelConfig, temperature: float = 1.0):
+def sequence_logprobs(params, tokens_bt, cfg: ModelConfig, temperature: float = 1.0, chunk: int = 0):
   """Reference / old-policy scoring without gradients: (B, T) log-probs aligned with tokens."""
-  return token_logprobs(params, tokens_bt, cfg, temperature)[0]
+  return token_logprobs(params, tokens_bt, cfg, temperature, chunk)[0]
