@@ -89,6 +89,21 @@ class SentencePieceTokenizer(Tokenizer):
     i = self._sp.piece_to_id(token)
     return None if i == self._sp.unk_id() and token != self._sp.id_to_piece(i) else i
 
+  def add_special_tokens(self, tokens) -> list[int]:
+    """Adds each token not yet in the vocabulary as a user-defined piece (matched whole in any text,
+    never split), with the next free ids; returns every token's id. The model's embedding needs
+    vocab_size rows after this (critjax.models.vocab.resize_vocab). serialized() then holds them."""
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    proto = pb.ModelProto()
+    proto.ParseFromString(self._sp.serialized_model_proto())
+    for t in tokens:
+      if self.token_to_id(t) is None:
+        proto.pieces.add(piece=t, score=0.0, type=pb.ModelProto.SentencePiece.USER_DEFINED)
+    self._sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+    self.vocab_size = self._sp.get_piece_size()
+    return [self.token_to_id(t) for t in tokens]
+
 
 def _one_line(e: Exception) -> str:
   return " ".join(str(e).split())
@@ -155,6 +170,14 @@ class HFTokenizer(Tokenizer):
 
   def token_to_id(self, token):
     return self._tok.token_to_id(token)
+
+  def add_special_tokens(self, tokens) -> list[int]:
+    """Adds each token not yet in the vocabulary as a special token (`tokenizers`' added tokens,
+    matched whole); returns every token's id. The model's embedding needs vocab_size rows after this."""
+    from tokenizers import AddedToken
+    self._tok.add_special_tokens([AddedToken(t, special=True) for t in tokens if self.token_to_id(t) is None])
+    self._set_specials(self.config)
+    return [self.token_to_id(t) for t in tokens]
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
