@@ -23,8 +23,10 @@ columns slipped, critjax.data.grm_toy.GRMToy.slipped_solution), each ending in n
 The judge is reference-guided (templates.GRM_PAIR_ARITH shows the gold answer): a 2-core CPU cannot
 train a tiny judge to verify additions from scratch (the pointwise GRM toy stayed at chance,
 BENCHMARKS.md), and the toy's question is what the policy does under each reward, not whether a
-tiny judge can do arithmetic. Its oracle trajectory reads each response's answer against the
-reference and scores right 10 and wrong 1 (ties tie):
+tiny judge can do arithmetic. It is shown each response from its answer on (the template's
+answer_view: `R1: A: 625 ; sure ; sure`, the toy's one design change, BENCHMARKS.md). Its oracle
+trajectory reads each response's answer against the reference and scores right 10 and wrong 1
+(ties tie):
 
     ' R1: A: 625 ok ; R2: A: 635 bad ; Scores: [[10, 1]]'
 
