@@ -98,6 +98,7 @@ def run(seeds, workdir: Path, rl_steps=None, log=print) -> dict:
 
 
 def write_tables(results: dict, extra: dict, workdir: Path) -> str:
+  results = {a: [{k: v for k, v in r.items() if k != "curves"} for r in rows] for a, rows in results.items()}
   acc = [("accuracy_start", "acc start"), ("accuracy", "acc end"), ("accuracy_gain", "acc gain")]
   length = [("length_start", "len start"), ("length", "len end"), ("length_gain", "len gain")]
   parts = ["Held-out greedy accuracy (%), before and after RL:\n", format_table(results, columns=acc),

@@ -225,3 +225,29 @@ def test_config_variants_validate(variant):
     assert cfg.mesh.fsdp * max(cfg.mesh.data, 1) * cfg.mesh.tensor == 8
   if variant in ("tiny", "tiny_grpo_rm"):       # the two arms: one start, one budget
     assert roles["policy"].init == "checkpoint" and cfg.train.steps == 30 and cfg.rollout.group_size == 8
+
+
+def test_the_table_script_reads_curves_and_writes_its_table(tmp_path):
+  import json
+
+  from experiments import brpo_table
+  for arm, grow in (("brpo", 0.0), ("grpo_rm", 2.0)):
+    d = tmp_path / arm
+    d.mkdir()
+    rows = [{"step": 0, "eval/accuracy": 0.3, "eval/response_length": 40.0}]
+    rows += [{"step": s, "accuracy": 0.3, "response_length": 40 + grow * s} for s in range(1, 7)]
+    rows += [{"step": 6, "eval/accuracy": 0.35, "eval/response_length": 40 + grow * 6}]
+    (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+  cv = brpo_table.curves(tmp_path / "grpo_rm")
+  assert [e["step"] for e in cv["eval"]] == [0, 6] and cv["train"][-1]["response_length"] == 52.0
+  results = {a: [{"seed": s, "accuracy_start": 0.3, "accuracy": 0.35 + 0.01 * s, "length_start": 40.0,
+                  "length": 40.0 + g + s, "length_gain": g + s, "accuracy_gain": 0.05 + 0.01 * s,
+                  "curves": brpo_table.curves(tmp_path / a)} for s in range(3)]
+             for a, g in (("brpo", 0.0), ("grpo_rm", 12.0))}
+  extra = {"judge": [{"seed": s, "accuracy": 0.2, "accuracy_both_orders": 0.1, "invalid": 0.0, "first_preferred": 0.5,
+                      "inconsistent": 0.3} for s in range(3)],
+           "rm": [{"seed": s, "pair_accuracy": 0.9, "unconfounded_accuracy": 0.1, "length_preference": 0.9}
+                  for s in range(3)]}
+  table = brpo_table.write_tables(results, extra, tmp_path)
+  brpo_table.write_curves(results, tmp_path / "curves.png")
+  assert "| brpo | 3 |" in table and "-12.0 ± 0.0" in table.replace("−", "-") and (tmp_path / "curves.png").stat().st_size > 0
