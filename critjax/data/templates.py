@@ -508,6 +508,14 @@ GRM_CHAT = _register(GRMTemplate(
 ))
 
 
+def check_grm_template(tpl, field: str, name) -> "GRMTemplate":
+  """`tpl` (the template config.recipe_args.<field> = name resolved to), refused unless a GRMTemplate."""
+  if not isinstance(tpl, GRMTemplate):
+    grm = ", ".join(n for n in TEMPLATES.names() if isinstance(TEMPLATES.get(n), GRMTemplate))
+    raise ValueError(f"config.recipe_args.{field}={name!r} is not a GRM template ({grm})")
+  return tpl
+
+
 def get_template(name: str):
   """The template registered under `name` (KeyError listing the known names otherwise)."""
   return TEMPLATES.get(name)

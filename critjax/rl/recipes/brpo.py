@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from critjax.data.tasks import Problem
-from critjax.data.templates import GRMTemplate, get_template
+from critjax.data.templates import check_grm_template, get_template
 from critjax.rl import protocols
 from critjax.rl.brpo import DROP_THRESHOLD, brpo_rewards, judged_pairs, pick_references, wins_of_judgments
 from critjax.rl.grm_scores import parse_scores
@@ -55,10 +55,7 @@ class BRPO(GRPO):
 
   def check_args(self, args: dict):
     self.args = parse_args(BRPOArgs, dict(args))
-    tpl = get_template(self.args.judge_template)
-    if not isinstance(tpl, GRMTemplate):
-      raise ValueError(f"config.recipe_args.judge_template={self.args.judge_template!r} is not a GRM template "
-                       "(grm_pair_arith)")
+    tpl = check_grm_template(get_template(self.args.judge_template), "judge_template", self.args.judge_template)
     if self.role_cfgs["judge"].trained:
       raise ValueError("config.roles.judge.trained=True: a judge trained in the same BRPO run is not built; set "
                        "trained=False (a frozen pairwise GenRM checkpoint)")

@@ -45,7 +45,7 @@ import numpy as np
 from critjax.data.arithmetic import ArithmeticTask
 from critjax.data.grm_toy import GRMExample, GRMToy
 from critjax.data.tasks import Problem
-from critjax.data.templates import GRMTemplate
+from critjax.data.templates import check_grm_template
 from critjax.rl import episodes, protocols
 from critjax.rl.grm_scores import INVALID_REASONS, grm_reward, parse_scores, trajectory_correct, unshuffle_scores
 from critjax.rl.phases import BuildData, Phase
@@ -96,9 +96,7 @@ class GRM(GRPO):
 
   def check_args(self, args: dict):
     self.args = parse_args(self.args_cls, dict(args))
-    if not isinstance(self.template, GRMTemplate):
-      raise ValueError(f"config.recipe_args.template={self.args.template!r} is not a GRM template "
-                       "(critjax.data.templates.GRMTemplate: grm_arith, grm_chat)")
+    check_grm_template(self.template, "template", self.args.template)
     if self.cfg.task.name != "arithmetic" or self.cfg.task.answer_first:
       raise ValueError(f"recipe 'grm' builds its items from the arithmetic task (task.name='arithmetic', "
                        f"task.answer_first=False); got task {self.cfg.task.name!r}")

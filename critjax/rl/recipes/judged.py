@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from critjax.data.templates import GRMTemplate, get_template
+from critjax.data.templates import check_grm_template, get_template
 from critjax.rl import episodes, protocols
 from critjax.rl.advantages import ADVANTAGES
 from critjax.rl.grm_scores import SCORE_MAX, parse_scores
@@ -79,10 +79,7 @@ class JudgedGRPO(GRPO):
 
   def check_args(self, args: dict):
     self.args = parse_args(JudgedArgs, dict(args))
-    tpl = get_template(self.args.judge_template)
-    if not isinstance(tpl, GRMTemplate):
-      raise ValueError(f"config.recipe_args.judge_template={self.args.judge_template!r} is not a GRM template "
-                       "(grm_arith, grm_chat)")
+    tpl = check_grm_template(get_template(self.args.judge_template), "judge_template", self.args.judge_template)
     self.train_judge = self.role_cfgs["judge"].trained
     if self.train_judge and self.args.judge_samples < 2:
       raise ValueError(f"config.recipe_args.judge_samples={self.args.judge_samples}: a judge trained in the run "

@@ -34,7 +34,7 @@ import numpy as np
 from critjax.data.arithmetic import ArithmeticTask
 from critjax.data.pair_toy import PairToy
 from critjax.data.tasks import Problem
-from critjax.data.templates import GRMTemplate
+from critjax.data.templates import GRMTemplate, check_grm_template
 from critjax.rl import episodes
 from critjax.rl.brpo import pairwise_judge_reward, position_bias
 from critjax.rl.grm_scores import parse_scores
@@ -83,8 +83,7 @@ class PairwiseGRM(GRPO):
 
   def check_args(self, args: dict):
     self.args = parse_args(PairwiseArgs, dict(args))
-    if not isinstance(self.template, GRMTemplate):
-      raise ValueError(f"config.recipe_args.template={self.args.template!r} is not a GRM template (grm_pair_arith)")
+    check_grm_template(self.template, "template", self.args.template)
     self.toy = PairToy(toy_task(self.cfg))
 
   def item(self, p: Problem, ties: bool = False) -> PairItem:

@@ -102,12 +102,12 @@ class SelfRationalization(GRM):
     for i in range(0, len(items), chunk):
       part = items[i:i + chunk]
       texts = self.episode(SINGLE_TURN, params, part, jax.random.fold_in(rng, i), num_samples=a.judgments).texts(0)
+      prompts = self.prompt_texts(part)
       for j, item in enumerate(part):
         mine = texts[j * a.judgments:(j + 1) * a.judgments]
-        right += sum(parse_scores(t, 1).valid and parse_scores(t, 1).scores[0] == item.label for t in mine)
-        prompt = self.prompt_texts([item])[0]
-        out += [{"id": item.id, "prompt": prompt, "chosen": c, "rejected": r}
-                for c, r in curate_pairs(mine, item.label)[:a.max_pairs]]
+        pairs = curate_pairs(mine, item.label)
+        right += sum(p.valid and p.scores[0] == item.label for p in (parse_scores(t, 1) for t in mine))
+        out += [{"id": item.id, "prompt": prompts[j], "chosen": c, "rejected": r} for c, r in pairs[:a.max_pairs]]
     logging.info("self-rationalization %s: %d pairs from %d items (%d of %d judgments right)", name, len(out),
                  len(items), right, len(items) * a.judgments)
     if not out:
