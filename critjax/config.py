@@ -61,12 +61,18 @@ class TokenizerConfig:
   vocab_size: int = 48              # train_spm only
   corpus_size: int = 20_000
   chat_template: bool = False       # render episodes with the model's chat template (tokenizer_config.json in path)
+  # Special tokens a method adds (ReVISE's '[refine]'): appended with the next free ids; the model
+  # then needs vocab_size >= the grown vocabulary (a Hugging Face import grows its rows, critjax.models.vocab)
+  add_tokens: tuple = ()
 
   def __post_init__(self):
     if self.kind not in ("train_spm", "spm", "hf"):
       raise ValueError(f"config.tokenizer.kind={self.kind!r}; expected train_spm | spm | hf")
     if self.kind != "train_spm" and not self.path:
       raise ValueError(f"config.tokenizer.path is required for tokenizer.kind={self.kind!r}")
+    if any(not isinstance(t, str) or not t.strip() for t in self.add_tokens) or \
+        len(set(self.add_tokens)) != len(self.add_tokens):
+      raise ValueError(f"config.tokenizer.add_tokens={self.add_tokens!r}: distinct, non-empty strings expected")
 
 
 @dataclasses.dataclass(frozen=True)

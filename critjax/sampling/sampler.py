@@ -99,12 +99,15 @@ def decode(params, ro: Rollout, rng, *, cfg: ModelConfig, scfg: SamplingConfig, 
   rows = jnp.arange(b)
   done0 = jnp.zeros((b,), bool) if active_b is None else ~active_b
 
+  watch = jnp.asarray([t for t, _ in scfg.stop_after], jnp.int32)      # (W,) ids counted per row
+  limit = jnp.asarray([n for _, n in scfg.stop_after], jnp.int32)      # (W,) a row stops at its n-th
+
   def cond(state):
-    i, _, done, _ = state
+    i, _, done, _, _ = state
     return (i < scfg.max_new_tokens) & ~jnp.all(done)
 
   def body(state):
-    i, ro, done, rng = state
+    i, ro, done, rng, seen = state
     rng, key = jax.random.split(rng)
     tok, lp = choose(ro.last_logits, key, scfg)
     tok = jnp.where(done, scfg.pad_id, tok)
@@ -119,9 +122,12 @@ def decode(params, ro: Rollout, rng, *, cfg: ModelConfig, scfg: SamplingConfig, 
     stop = tok == scfg.eos_id
     for extra in scfg.extra_stop_ids:
       stop |= tok == extra
-    return i + 1, ro, done | stop, rng
+    seen = seen + ((tok[:, None] == watch[None, :]) & live[:, None]).astype(jnp.int32)   # (B, W)
+    stop |= jnp.any(seen >= limit[None, :], axis=1)
+    return i + 1, ro, done | stop, rng, seen
 
-  _, ro, done, _ = lax.while_loop(cond, body, (jnp.int32(0), ro, done0, rng))
+  seen0 = jnp.zeros((b, len(scfg.stop_after)), jnp.int32)
+  _, ro, done, _, _ = lax.while_loop(cond, body, (jnp.int32(0), ro, done0, rng, seen0))
   return ro.replace(truncated=~done)
 
 

@@ -20,6 +20,9 @@ class SamplingConfig:
   eos_id: int = 1
   pad_id: int = 0
   extra_stop_ids: tuple = ()   # more ids that end a turn (chat end-of-turn markers)
+  # ((token_id, n), ...): a row also stops once it has written token_id n times in the turn
+  # (ReVISE: at most n attempts, each new one after a [refine] token)
+  stop_after: tuple = ()
 
   def __post_init__(self):
     if self.max_new_tokens < 1:
@@ -30,6 +33,8 @@ class SamplingConfig:
       raise ValueError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
     if self.top_k < 0:
       raise ValueError(f"sampling.top_k must be >= 0, got {self.top_k}")
+    if any(len(p) != 2 or p[1] < 1 for p in self.stop_after):
+      raise ValueError(f"sampling.stop_after must be (token_id, n >= 1) pairs, got {self.stop_after}")
 
   @property
   def greedy(self) -> bool:

@@ -11,6 +11,14 @@ one batch per trained role -> reference log-probs where the recipe asks -> mu ep
 `num_minibatches` optimizer steps over all trained roles at once, each accumulated over
 micro-batches -> metrics. One warm-up step: the recipe's supervised batch per role -> the same
 update with the NLL loss and the warm-up learning rate.
+
+Several processes (config.mesh.distributed; experiments/launch_local.py, the README's pod recipes)
+run this same loop on one mesh. Every process builds the same prompts and host batches from the
+same seeds and places the rows of its own devices (sharding.shard_batch); the jitted sampler and
+update run over all devices; host-side rewards are split by process and gathered (GRPO's
+`rewards`); every process saves its shards of each checkpoint; only process 0 writes config.json,
+the tokenizer, metrics.jsonl and TensorBoard; a stop signal seen by any process stops all of them
+after the same step.
 """
 from __future__ import annotations
 
@@ -70,6 +78,7 @@ def build(cfg: ExperimentConfig, workdir: Path, *, warmup: bool = True):
   recipe = RECIPES.get(cfg.recipe)(cfg, task, tokenizer, template)
   phases = run_phases(cfg, recipe, warmup=warmup)
   check_batches(cfg, recipe, phases)
+  check_process_split(cfg, recipe, phases)
   return dict(mesh=mesh, task=task, tokenizer=tokenizer, recipe=recipe, phases=phases, roles=roles)
 
 
@@ -91,6 +100,22 @@ def check_batches(cfg: ExperimentConfig, recipe, phases: list[Phase]):
     raise ValueError(f"config.rollout.group_size=1 with config.rl.advantage={cfg.rl.advantage!r}: a group of one "
                      f"has no baseline, so every advantage (and gradient) is 0; use group_size >= 2 or "
                      f"rl.advantage='reinforce'")
+
+
+def check_process_split(cfg: ExperimentConfig, recipe, phases: list[Phase]):
+  """Over several processes each holds the rows of its own devices: a batch (an RL mini-batch, a
+  warm-up batch) whose rows do not split evenly over the processes is refused before any compute."""
+  procs = jax.process_count()
+  if procs == 1:
+    return
+  n = cfg.rl.num_minibatches
+  for role, rows in recipe.rows_per_step().items():
+    if cfg.train.steps and (rows // n) % procs:
+      raise ValueError(f"the {rows // n}-row mini-batch of role {role!r} (rollout.prompts_per_step="
+                       f"{cfg.rollout.prompts_per_step} x rollout.group_size={cfg.rollout.group_size} / "
+                       f"rl.num_minibatches={n}) does not split over {procs} processes")
+  if any(p.name == "warmup" for p in phases) and cfg.warmup.batch_size % procs:
+    raise ValueError(f"config.warmup.batch_size={cfg.warmup.batch_size} does not split over {procs} processes")
 
 
 def run_phases(cfg: ExperimentConfig, recipe, *, warmup: bool = True) -> list[Phase]:
@@ -157,7 +182,7 @@ def init_roles(cfg: ExperimentConfig, mesh, roles: Optional[dict] = None, given:
       init = jax.jit(lambda key: decoder.init_params(r.model, key)[0], out_shardings=shardings)
       params[name] = init(_role_key(cfg, name))
     elif r.init == "hf":
-      params[name] = _import_hf(r.model, r.init_from, shardings)
+      params[name] = _import_hf(r.model, r.init_from, shardings, grow_vocab=bool(cfg.tokenizer.add_tokens))
     elif r.init == "checkpoint":
       params[name] = load_role_params(r.init_from, r.init_role or name, shapes, shardings, field=f"config.roles.{name}")
     else:  # copy
@@ -173,9 +198,25 @@ def init_model(cfg: ExperimentConfig, mesh):
   return params["policy"], axes["policy"]
 
 
-def _import_hf(model_cfg, path: str, shardings):
+def _import_hf(model_cfg, path: str, shardings, grow_vocab: bool = False):
+  """A Hugging Face checkpoint onto its shardings, its config checked against the role's model config.
+  With `grow_vocab` (config.tokenizer.add_tokens is set) a model.vocab_size above the checkpoint's
+  grows its embedding (and untied head) by mean-initialised rows (critjax.models.vocab): the import
+  is then read to the host, grown, and placed."""
   from critjax.models import hf_io
-  params, loaded = hf_io.import_hf(path, shardings=shardings, **_runtime_overrides(model_cfg))
+  from critjax.models.vocab import resize_vocab
+  loaded_cfg = None
+  if grow_vocab:
+    from critjax.models import families
+    loaded_cfg, _ = families.config_from_hf(hf_io.read_hf_config(Path(path)), **_runtime_overrides(model_cfg))
+  if loaded_cfg is not None and model_cfg.vocab_size > loaded_cfg.vocab_size:
+    params, loaded = hf_io.import_hf(path, **_runtime_overrides(model_cfg))
+    params, loaded = resize_vocab(params, loaded, model_cfg.vocab_size)
+    logging.info("%s: vocabulary grown from %d to %d rows (config.tokenizer.add_tokens)", path,
+                 loaded_cfg.vocab_size, model_cfg.vocab_size)
+    params = jax.device_put(params, shardings)
+  else:
+    params, loaded = hf_io.import_hf(path, shardings=shardings, **_runtime_overrides(model_cfg))
   diffs = [f"model.{k}: {v!r} (config) != {getattr(loaded, k)!r} ({path})"
            for k, v in model_cfg.to_dict().items() if _comparable(v) != _comparable(getattr(loaded, k))]
   if diffs:
@@ -253,7 +294,7 @@ class Trainer:
     return self._updates[key]
 
   def ref_logprobs(self, state, role: str, tokens):
-    return np.asarray(self._ref_logprobs[role](state.frozen[reference_name(role)], jnp.asarray(tokens)))
+    return sh.to_host(self._ref_logprobs[role](state.frozen[reference_name(role)], jnp.asarray(tokens)))
 
   def start_phase(self, state, phase: Phase):
     """Apply the phase's hooks (only when a run crosses the phase's first step)."""
@@ -316,21 +357,26 @@ def train(cfg: ExperimentConfig, workdir: str | Path, *, stop_after: Optional[in
   parts, trainer, state = prepared.parts, prepared.trainer, prepared.state
   prepared.state = None            # the update donates the state's buffers: one owner
   task, recipe, phases = parts["task"], parts["recipe"], parts["phases"]
+  # Every process has checked the workdir before any writes to it (a peer's fresh config.json would
+  # look like a resume).
+  sh.sync_processes("critjax.train: every process prepared")
+  primary = sh.is_primary()
   # The run has started: from here on the workdir is this run's.
-  tokenizer_setup.save_tokenizer(parts["tokenizer"], workdir)
-  check_workdir(workdir, cfg.to_json())
+  if primary:
+    tokenizer_setup.save_tokenizer(parts["tokenizer"], workdir)
+  check_workdir(workdir, cfg.to_json(), write=primary)
   ckpt = Checkpointer(workdir, keep=cfg.train.keep_checkpoints)
   keep_rows = 0                  # no checkpoint: the run starts over, and so does its log
   if ckpt.latest_step() is not None:
     keep_rows = ckpt.log_rows(ckpt.latest_step())
     state = ckpt.restore(state, trainer.shardings)
     logging.info("resumed from step %d", int(state.step))
-  writer = MetricWriter(workdir, keep_rows=keep_rows)
+  writer = MetricWriter(workdir, keep_rows=keep_rows, primary=primary)
   bar = None
   try:
     with StopRequests() as stop:
       bar = tqdm(total=sum(p.steps for p in phases), initial=int(state.step), desc=cfg.name, unit="step",
-                 dynamic_ncols=True)
+                 dynamic_ncols=True, disable=not primary)
       state, last_eval = _run(cfg, workdir, task, recipe, trainer, phases, state, ckpt, writer, bar, stop, stop_after)
   finally:
     if bar is not None:
@@ -393,10 +439,11 @@ def _run(cfg, workdir, task, recipe, trainer: Trainer, phases, state, ckpt, writ
       bar.set_postfix(reward=f"{metrics.get('reward_mean', float('nan')):.3f}",
                       acc=f"{next((last_eval[k] for k in ('accuracy', 'acc_t2', 'acc_after') if k in last_eval), float('nan')):.3f}")
     bar.update(1)
-    if stop.signum is not None:
+    signum = sh.process_max(stop.signum or 0)     # every process stops after the same step
+    if signum:
       save(step + 1, force=True)
       ckpt.wait()
-      raise Preempted(stop.signum, step + 1, workdir)
+      raise Preempted(signum, step + 1, workdir)
     if stop_after is not None and phase.kind == "rl" and step + 1 - max(start, sft_steps) >= stop_after:
       break
   if not last_eval:

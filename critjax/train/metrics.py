@@ -5,7 +5,8 @@ event files (tensorboardX: no TensorFlow needed).
 the number of rows its checkpoint was saved with: the rows after it (written by the interrupted
 run past its last checkpoint, and written again now) are cut, and the TensorBoard events are
 rewritten from the kept rows into one event file, so the log has no duplicated step and nothing
-is lost (tensorboardX also buffers events a kill would drop).
+is lost (tensorboardX also buffers events a kill would drop). In a run of several processes only
+process 0 writes (`primary`); the others count the rows it writes, for the checkpoints' metadata.
 """
 from __future__ import annotations
 
@@ -28,19 +29,23 @@ def to_python(metrics: dict) -> dict:
 
 
 class MetricWriter:
-  """`keep_rows`: rows of an existing metrics.jsonl to keep (a resume); None keeps them all."""
+  """`keep_rows`: rows of an existing metrics.jsonl to keep (a resume); None keeps them all.
+  `primary=False`: writes nothing (another process of the run writes the files), counts rows alike."""
 
-  def __init__(self, workdir: str | Path, *, tensorboard: bool = True, keep_rows: Optional[int] = None):
+  def __init__(self, workdir: str | Path, *, tensorboard: bool = True, keep_rows: Optional[int] = None,
+               primary: bool = True):
     self.workdir = Path(workdir)
-    self.workdir.mkdir(parents=True, exist_ok=True)
     path = self.workdir / "metrics.jsonl"
     lines = complete_lines(path)
     kept = lines if keep_rows is None else lines[:keep_rows]
+    self.rows = len(kept)
+    self._jsonl, self._tb = None, None
+    if not primary:
+      return
+    self.workdir.mkdir(parents=True, exist_ok=True)
     if len(kept) != len(lines) or (path.exists() and path.read_bytes() != "".join(kept).encode()):
       write_atomic(path, "".join(kept))   # also drops a row torn by a kill
-    self.rows = len(kept)
     self._jsonl = open(path, "a")
-    self._tb = None
     if tensorboard:
       from tensorboardX import SummaryWriter
       tb_dir = self.workdir / "tensorboard"
@@ -60,15 +65,17 @@ class MetricWriter:
   def write(self, step: int, metrics: dict, prefix: str = ""):
     m = to_python(metrics)
     row = {"step": int(step), **{f"{prefix}{k}": v for k, v in m.items()}}
+    self.rows += 1
+    if self._jsonl is None:
+      return
     self._jsonl.write(json.dumps(row) + "\n")
     self._jsonl.flush()
-    self.rows += 1
     if self._tb is not None:
       self._add_scalars(int(step), {k: v for k, v in row.items() if k != "step"})
       self._tb.flush()
 
   def close(self):
-    if not self._jsonl.closed:
+    if self._jsonl is not None and not self._jsonl.closed:
       self._jsonl.close()
     if self._tb is not None:
       self._tb.close()

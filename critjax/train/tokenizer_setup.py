@@ -4,6 +4,11 @@ A trained tokenizer belongs to its run: it is trained in memory at start-up and 
 workdir (atomically, beside config.json) only once the run has started, so a start that fails
 leaves no tokenizer behind. A resumed run (the workdir's config.json matches) loads that file, so
 its ids never change under a checkpoint; a new run never reuses a file it finds, it trains its own.
+
+`config.tokenizer.add_tokens` (a method's special tokens, ReVISE's [refine]) are added to any
+tokenizer after it is trained or loaded, with the next free ids; one that the tokenizer already has
+is refused by name (its id would be shared with whatever it meant before). A resumed trained
+tokenizer holds them in its file.
 """
 from __future__ import annotations
 
@@ -24,6 +29,30 @@ ROLE_TEMPLATES = frozenset({"critique_toy"})
 
 
 def build_tokenizer(cfg, task, workdir: Path):
+  """The run's tokenizer with config.tokenizer.add_tokens added (module docstring)."""
+  tok = _base_tokenizer(cfg, task, workdir)
+  add = tuple(cfg.tokenizer.add_tokens)
+  if add and getattr(tok, "resumed", False):
+    _check_present(tok, add)          # a resumed trained tokenizer: its file holds them already
+    return tok
+  have = {t: tok.token_to_id(t) for t in add if tok.token_to_id(t) is not None}
+  if have:
+    raise ValueError(f"config.tokenizer.add_tokens: the tokenizer {getattr(tok, 'path', '')} already has "
+                     + ", ".join(f"{t!r} (id {i})" for t, i in have.items())
+                     + "; a method's special token must be new (reuse an existing one by naming it in the "
+                       "recipe's args instead, e.g. recipe_args.refine_token, and leave add_tokens empty)")
+  if add:
+    tok.add_special_tokens(list(add))
+  return tok
+
+
+def _check_present(tok, add):
+  missing = [t for t in add if tok.token_to_id(t) is None]
+  if missing:
+    raise ValueError(f"{tok.path}: the run's tokenizer lacks config.tokenizer.add_tokens {missing}")
+
+
+def _base_tokenizer(cfg, task, workdir: Path):
   t = cfg.tokenizer
   if t.kind == "train_spm":
     path = Path(workdir) / FILENAME
@@ -31,7 +60,9 @@ def build_tokenizer(cfg, task, workdir: Path):
       if not path.exists():
         raise FileNotFoundError(f"{path}: missing; the run in {workdir} was trained with it (its config.json "
                                 f"and checkpoints need the same ids)")
-      return SentencePieceTokenizer(path)
+      tok = SentencePieceTokenizer(path)
+      tok.unsaved, tok.resumed = False, True
+      return tok
     with tempfile.TemporaryDirectory() as tmp:
       # Template text (instructions, feedback prompts) is in the corpus so every piece is known.
       extra = []

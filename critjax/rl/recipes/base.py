@@ -60,8 +60,9 @@ class Recipe:
     self.pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else eos
     runtimes = {}
     for name, r in self.role_cfgs.items():
-      mk = lambda greedy: Sampler(r.model, cfg.role_sampling(name, eos, self.pad_id, greedy=greedy,
-                                                             extra_stop_ids=stops), cap)
+      mk = lambda greedy: Sampler(r.model, dataclasses.replace(
+          cfg.role_sampling(name, eos, self.pad_id, greedy=greedy, extra_stop_ids=stops),
+          **self.sampling_overrides(name)), cap)
       runtimes[name] = protocols.RoleRuntime(name, r.share or name, mk(False), mk(True))
     self.engine = protocols.Engine(runtimes, tokenizer, self.encode_prompt, self.pad_id, cfg.rollout.max_prompt_len)
     for p in self.phases():
@@ -135,6 +136,11 @@ class Recipe:
     extra = sorted(set(args) - {"template"})
     if extra:
       raise ValueError(f"recipe {self.cfg.recipe!r} takes only recipe_args.template, got {extra}")
+
+  def sampling_overrides(self, role: str) -> dict:
+    """SamplingConfig fields this method sets for a role's samplers (ReVISE: stop after the n-th
+    [refine] token, `stop_after`); none by default."""
+    return {}
 
   def capacity(self) -> int:
     r = self.cfg.rollout

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from critjax import sharding as sh
 from critjax.rl import episodes, filters
 from critjax.rl.protocols import Turn
 from critjax.rl.advantages import ADVANTAGES
@@ -86,8 +87,9 @@ class GRPO(Recipe):
     return self.rewards(problems, texts)
 
   def rewards(self, problems, texts) -> np.ndarray:
-    """(N,) verifiable reward of each row's completion (the task's verifier)."""
-    return self.task.score(problems, texts)
+    """(N,) verifiable reward of each row's completion (the task's verifier); over several processes
+    each scores its share of the rows (sharding.process_share_map)."""
+    return sh.process_share_map(self.task.score, problems, texts)
 
   def generation_metrics(self, gens: list[dict]) -> dict:
     """Method metrics over a step's generation batches (none for plain GRPO)."""

@@ -29,7 +29,7 @@ import logging
 
 import jax
 
-from critjax.rl import episodes
+from critjax.rl import pairs
 from critjax.rl.grm_scores import parse_scores
 from critjax.rl.phases import BuildData, Phase, ResetReference
 from critjax.rl.recipes.base import RECIPES, Collected
@@ -110,14 +110,13 @@ class SelfRationalization(GRM):
         out += [{"id": item.id, "prompt": prompts[j], "chosen": c, "rejected": r} for c, r in pairs[:a.max_pairs]]
     logging.info("self-rationalization %s: %d pairs from %d items (%d of %d judgments right)", name, len(out),
                  len(items), right, len(items) * a.judgments)
-    if not out:
-      raise ValueError(f"self_rationalization {name}: no preference pair from {a.pool} items x {a.judgments} "
-                       f"judgments ({right} right): every item's judgments were all right or all wrong")
+    out, _ = pairs.finalize(f"self_rationalization {name}", out, self.tokenizer, self.capacity(),
+                            f"from {a.pool} items x {a.judgments} judgments ({right} right), every item's "
+                            "judgments were all right or all wrong")
     return out
 
   def collect(self, params, problems, rng, refill=None) -> Collected:
-    rows, n = self.data[self.phase.args["data"]], self.args.pairs_per_step
-    part = [rows[(self.phase_step * n + j) % len(rows)] for j in range(n)]
-    batch = episodes.pair_batch(self.tokenizer, [r["prompt"] for r in part], [r["chosen"] for r in part],
-                                [r["rejected"] for r in part], self.capacity(), pad_id=self.pad_id)
+    rows = self.data[self.phase.args["data"]]
+    part = pairs.step_records(rows, self.phase_step, self.args.pairs_per_step)
+    batch = pairs.batch(self.tokenizer, part, self.capacity(), self.pad_id)
     return Collected(batches={"policy": batch}, metrics={"pairs": len(rows)}, group_rows=2)
