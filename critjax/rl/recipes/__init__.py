@@ -5,4 +5,4 @@ from critjax.rl.recipes import critique_grpo  # noqa: F401
 from critjax.rl.recipes import spc  # noqa: F401
 from critjax.rl.recipes import grm, grm_meta, judged  # noqa: F401
 from critjax.rl.recipes import brpo, pairwise_grm, reward_model, self_rationalization  # noqa: F401
-from critjax.rl.recipes import revise  # noqa: F401
+from critjax.rl.recipes import multicritique, revise  # noqa: F401
