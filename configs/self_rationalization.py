@@ -31,12 +31,12 @@ def get_config(arg: str = "tiny"):
   c.recipe_args = ml_collections.ConfigDict(dict(
       template="grm_arith", n_responses=1, right_fraction=0.5, principles=True, rft_samples=3, rft_pool=1,
       rft_steps=0, rft_batch_size=1, hinted=False, iterations=2, judgments=8, pool=128, max_pairs=4,
-      dpo_steps=20, pairs_per_step=16))
+      dpo_steps=20, pairs_per_step=16, eval_samples=8))
   c.rl.loss.update(kl_coef=0.0, dpo_beta=0.1, rpo_alpha=0.0)
   c.warmup.update(steps=300)
   c.rollout.temperature = 1.0
   c.optim.learning_rate = 3e-5
-  c.train.update(steps=0, eval_every=10, checkpoint_every=10, eval_prompts=128)
+  c.train.update(steps=0, eval_every=20, checkpoint_every=20, eval_prompts=128)   # evals: SFT, iter 1, iter 2
   if arg == "tiny":
     return c
   c.model = ml_collections.ConfigDict(dict(common.qwen25_7b_model(), vocab_size=128_256, d_model=4096, n_layers=32,

@@ -35,6 +35,18 @@ def from_warmup(base: ml_collections.ConfigDict, warmup_dir: Path) -> ml_collect
   return c
 
 
+def stage_evals(workdir: Path, bounds: dict[str, int]) -> dict[str, dict]:
+  """{row: the evaluation a run logged at that RL step} (prefix stripped): the rows of a table whose
+  rows are one run's stages (ReVISE's, self-rationalization's iterations)."""
+  evals = {r["step"]: {k[len("eval/"):]: v for k, v in r.items() if k.startswith("eval/")}
+           for r in read_metrics(workdir) if any(k.startswith("eval/") for k in r)}
+  missing = {row: s for row, s in bounds.items() if s not in evals}
+  if missing:
+    raise ValueError(f"{workdir}: no evaluation at RL step(s) {missing}; config.train.eval_every must divide "
+                     "every stage's steps")
+  return {row: evals[s] for row, s in bounds.items()}
+
+
 def first_eval(workdir: Path) -> dict:
   """The evaluation a run logged before its first RL step (its starting model), without the prefix."""
   for r in read_metrics(workdir):

@@ -23,7 +23,7 @@ from configs import revise as revise_configs
 from critjax.config import from_configdict
 from critjax.eval.self_correction import format_paired, format_table, mean_stderr
 from critjax.train import loop
-from critjax.train.metrics import read_metrics
+from experiments.arm_table import stage_evals
 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/revise_table", "where the runs and the table go")
@@ -33,17 +33,6 @@ COLUMNS = (("accuracy_t1", "Acc@t1"), ("accuracy", "Acc (refined)"), ("refine_ra
            ("delta_i2c", "Δi→c"), ("delta_c2i", "Δc→i"), ("verify_accuracy", "verifier acc"),
            ("verify_auc", "verifier AUC"))
 VOTE_KS = (1, 2, 4, 8)
-
-
-def stage_evals(workdir: Path, bounds: dict[str, int]) -> dict[str, dict]:
-  """{row: the evaluation logged at that RL step} (prefix stripped)."""
-  evals = {r["step"]: {k[len("eval/"):]: v for k, v in r.items() if k.startswith("eval/")}
-           for r in read_metrics(workdir) if any(k.startswith("eval/") for k in r)}
-  missing = {row: s for row, s in bounds.items() if s not in evals}
-  if missing:
-    raise ValueError(f"{workdir}: no evaluation at RL step(s) {missing}; config.train.eval_every must divide "
-                     "recipe_args.verify_steps and correct_steps")
-  return {row: evals[s] for row, s in bounds.items()}
 
 
 def main(argv):

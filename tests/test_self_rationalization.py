@@ -52,7 +52,8 @@ def test_warmup_then_two_dpo_iterations_resume_exactly(tmp_path, compiled_once):
   logged = read_metrics(tmp_path / "a")
   steps = [r for r in logged if "margin" in r]
   assert len(steps) == 4 and all({"dpo", "reward_chosen", "logp_rejected", "pairs"} <= set(r) for r in steps)
-  assert [r for r in logged if "eval/accuracy" in r][0]["step"] == 0
+  evals = [r for r in logged if "eval/accuracy" in r]
+  assert evals[0]["step"] == 0 and all({"eval/sc_8", "eval/bon_8", "eval/sampled_accuracy"} <= set(r) for r in evals)
   train(cfg, tmp_path / "b", stop_after=3)
   train(cfg, tmp_path / "b")
   assert_resumed_like_uninterrupted(tmp_path / "a", tmp_path / "b", after=3)

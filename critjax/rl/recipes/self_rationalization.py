@@ -20,7 +20,12 @@ pairs; items with no chosen or no rejected judgment give none. Loss 'dpo' (critj
 beta = rl.loss.dpo_beta, alpha = rl.loss.rpo_alpha, 0 for plain DPO), pairs_per_step pairs per
 step read in file order from phase step 0 (cycling), a pair never split across mini-batches.
 
-Evaluation (greedy, held-out items): accuracy (score = label), invalid; as recipes/grm.py.
+Evaluation (held-out items): greedy accuracy (score = label) and invalid, as recipes/grm.py; and
+the paper's inference-time baselines on `eval_samples` = N judgments sampled per item at
+rollout.temperature (the compute of one iteration's N samples per input): self-consistency
+(sc_N: the most frequent score, ties to the first seen, an invalid judgment no vote), best-of-N
+(bon_N: the judgment with the highest mean token log-prob under the judge, our selector: the spec
+names no reward model for it) and the mean single-sample accuracy (sampled_accuracy).
 """
 from __future__ import annotations
 
@@ -28,7 +33,9 @@ import dataclasses
 import logging
 
 import jax
+import numpy as np
 
+from critjax.eval.bench_metrics import best_of_n, maj_at_k
 from critjax.rl import pairs
 from critjax.rl.grm_scores import parse_scores
 from critjax.rl.phases import BuildData, Phase, ResetReference
@@ -48,6 +55,7 @@ class SelfRatArgs(GRMArgs):
   max_pairs: int = 4                # per item
   dpo_steps: int = 20               # per iteration
   pairs_per_step: int = 16
+  eval_samples: int = 8             # N of the self-consistency and best-of-N baselines (0: none)
 
   def __post_init__(self):
     super().__post_init__()
@@ -105,14 +113,32 @@ class SelfRationalization(GRM):
       prompts = self.prompt_texts(part)
       for j, item in enumerate(part):
         mine = texts[j * a.judgments:(j + 1) * a.judgments]
-        pairs = curate_pairs(mine, item.label)
+        mine_pairs = curate_pairs(mine, item.label)
         right += sum(p.valid and p.scores[0] == item.label for p in (parse_scores(t, 1) for t in mine))
-        out += [{"id": item.id, "prompt": prompts[j], "chosen": c, "rejected": r} for c, r in pairs[:a.max_pairs]]
+        out += [{"id": item.id, "prompt": prompts[j], "chosen": c, "rejected": r} for c, r in mine_pairs[:a.max_pairs]]
     logging.info("self-rationalization %s: %d pairs from %d items (%d of %d judgments right)", name, len(out),
                  len(items), right, len(items) * a.judgments)
     out, _ = pairs.finalize(f"self_rationalization {name}", out, self.tokenizer, self.capacity(),
                             f"from {a.pool} items x {a.judgments} judgments ({right} right), every item's "
                             "judgments were all right or all wrong")
+    return out
+
+  def evaluate(self, params, problems) -> dict:
+    out = super().evaluate(params, problems)
+    n = self.args.eval_samples
+    if not n:
+      return out
+    items = [self.item(p) for p in problems]
+    ep = self.episode(SINGLE_TURN, params, items, jax.random.fold_in(self.eval_rng, 1), num_samples=n)
+    seg, lp = np.asarray(ep.rollout.segment) == 0, np.asarray(ep.rollout.logp)
+    mean_lp = ((lp * seg).sum(1) / np.maximum(seg.sum(1), 1)).reshape(len(items), n)
+    parsed = [parse_scores(t, 1) for t in ep.texts(0)]
+    labels = [it.label for it in items for _ in range(n)]
+    answers = np.array([str(p.scores[0]) if p.valid else "" for p in parsed], dtype=object).reshape(len(items), n)
+    correct = np.array([p.valid and p.scores[0] == y for p, y in zip(parsed, labels)]).reshape(len(items), n)
+    out[f"sc_{n}"] = maj_at_k(answers.tolist(), correct, n, lambda a: a or None)
+    out[f"bon_{n}"] = best_of_n(mean_lp, correct, n)
+    out["sampled_accuracy"] = float(correct.mean())
     return out
 
   def collect(self, params, problems, rng, refill=None) -> Collected:
