@@ -7,7 +7,8 @@ Every process runs `python <args after -->` with a loopback coordinator on a fre
 CRITJAX_PROCESS_ID (critjax.sharding.initialize_distributed reads them when the config sets
 mesh.distributed=True), JAX_PLATFORMS=cpu and XLA_FLAGS=--xla_force_host_platform_device_count=<devices>.
 The launcher waits for all; when one fails it stops the others (SIGTERM, then SIGKILL after a grace
-period) and exits with the first failure's status (128 + N for a signal), 0 when all succeed.
+period) and exits with the first failure's status (128 + N for a signal), 0 when all succeed, 124
+when --timeout passes first.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Optional, Sequence
 from critjax import sharding as sh
 
 GRACE_S = 10.0      # a failed peer's survivors get this long to exit on SIGTERM before SIGKILL
+TIMED_OUT = 124     # timeout(1)'s status
 
 
 def free_port() -> int:
@@ -54,9 +56,10 @@ def _status(code: int) -> int:
 
 def launch(args: Sequence[str], processes: int, devices: int, *, platform: str = "cpu",
            init_timeout: Optional[int] = None, log_dir: Optional[str | Path] = None,
-           coordinator: Optional[str] = None, env: Optional[dict] = None) -> int:
-  """Runs `python *args` in `processes` processes; returns 0 or the first failure's exit status.
-  With `log_dir`, process i's stdout and stderr go to log_dir/process_<i>.log (else they are inherited)."""
+           coordinator: Optional[str] = None, env: Optional[dict] = None, timeout: Optional[float] = None) -> int:
+  """Runs `python *args` in `processes` processes; returns 0, the first failure's exit status, or
+  TIMED_OUT when `timeout` seconds pass first (all are stopped then). With `log_dir`, process i's
+  stdout and stderr go to log_dir/process_<i>.log (else they are inherited)."""
   coordinator = coordinator or f"127.0.0.1:{free_port()}"
   logs = []
   if log_dir is not None:
@@ -69,9 +72,13 @@ def launch(args: Sequence[str], processes: int, devices: int, *, platform: str =
       procs.append(subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT if out else None,
                                     env=process_env(i, processes, devices, coordinator, platform=platform,
                                                     init_timeout=init_timeout, base=env)))
+    deadline = None if timeout is None else time.monotonic() + timeout
     failed = None
     while failed is None and any(p.poll() is None for p in procs):
       failed = next((p for p in procs if p.poll() not in (None, 0)), None)
+      if deadline is not None and time.monotonic() > deadline:
+        _stop(procs)
+        return TIMED_OUT
       time.sleep(0.1)
     failed = failed or next((p for p in procs if p.returncode), None)
     if failed is None:
@@ -106,12 +113,14 @@ def main(argv=None) -> int:
   parser.add_argument("--platform", default="cpu", help="'cpu' (fake host devices) or 'native' (leave JAX_PLATFORMS)")
   parser.add_argument("--init_timeout", type=int, default=60, help="seconds for every process to join")
   parser.add_argument("--log_dir", default=None, help="process_<i>.log per process (default: inherit)")
+  parser.add_argument("--timeout", type=float, default=None, help="stop all after this many seconds (status 124)")
   parser.add_argument("args", nargs=argparse.REMAINDER)
   a = parser.parse_args(argv)
   args = a.args[1:] if a.args[:1] == ["--"] else a.args
   if not args or a.processes < 1 or a.devices < 1:
     parser.error("need --processes >= 1, --devices >= 1 and a command after --")
-  return launch(args, a.processes, a.devices, platform=a.platform, init_timeout=a.init_timeout, log_dir=a.log_dir)
+  return launch(args, a.processes, a.devices, platform=a.platform, init_timeout=a.init_timeout, log_dir=a.log_dir,
+                timeout=a.timeout)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def build(cfg: ExperimentConfig, workdir: Path, *, warmup: bool = True):
   recipe = RECIPES.get(cfg.recipe)(cfg, task, tokenizer, template)
   phases = run_phases(cfg, recipe, warmup=warmup)
   check_batches(cfg, recipe, phases)
-  check_process_split(cfg, recipe, phases)
+  check_process_split(cfg, recipe.rows_per_step(), phases, jax.process_count())
   return dict(mesh=mesh, task=task, tokenizer=tokenizer, recipe=recipe, phases=phases, roles=roles)
 
 
@@ -102,20 +102,19 @@ def check_batches(cfg: ExperimentConfig, recipe, phases: list[Phase]):
                      f"rl.advantage='reinforce'")
 
 
-def check_process_split(cfg: ExperimentConfig, recipe, phases: list[Phase]):
+def check_process_split(cfg: ExperimentConfig, rows_per_step: dict, phases: list[Phase], processes: int):
   """Over several processes each holds the rows of its own devices: a batch (an RL mini-batch, a
   warm-up batch) whose rows do not split evenly over the processes is refused before any compute."""
-  procs = jax.process_count()
-  if procs == 1:
+  if processes == 1:
     return
   n = cfg.rl.num_minibatches
-  for role, rows in recipe.rows_per_step().items():
-    if cfg.train.steps and (rows // n) % procs:
-      raise ValueError(f"the {rows // n}-row mini-batch of role {role!r} (rollout.prompts_per_step="
-                       f"{cfg.rollout.prompts_per_step} x rollout.group_size={cfg.rollout.group_size} / "
-                       f"rl.num_minibatches={n}) does not split over {procs} processes")
-  if any(p.name == "warmup" for p in phases) and cfg.warmup.batch_size % procs:
-    raise ValueError(f"config.warmup.batch_size={cfg.warmup.batch_size} does not split over {procs} processes")
+  for role, rows in rows_per_step.items():
+    if cfg.train.steps and (rows // n) % processes:
+      raise ValueError(f"config.rollout.prompts_per_step={cfg.rollout.prompts_per_step} x rollout.group_size="
+                       f"{cfg.rollout.group_size} / rl.num_minibatches={n}: the {rows // n}-row mini-batch of role "
+                       f"{role!r} does not split over {processes} processes")
+  if any(p.name == "warmup" for p in phases) and cfg.warmup.batch_size % processes:
+    raise ValueError(f"config.warmup.batch_size={cfg.warmup.batch_size} does not split over {processes} processes")
 
 
 def run_phases(cfg: ExperimentConfig, recipe, *, warmup: bool = True) -> list[Phase]:
@@ -259,16 +258,22 @@ class Trainer:
     return (self.cfg.rollout.temperature if t is None else t) or 1.0   # the sampler's: ratios compare like with like
 
   def initial_state(self, params: dict, axes: dict, phases: list[Phase]):
-    frozen = {n: params[n] for n in self.frozen_roles}
+    """The first TrainState from every role's own parameters (donated), built by one jitted function
+    straight into its shardings: optimizer states, reference and snapshot copies, step and PRNG key.
+    (Eagerly, every op on a global array compiles a program of its own: dozens of them, in each process.)"""
     sources = {reference_name(r): r for r in self.recipe.references()}
     sources.update({h.name: h.role for p in phases for h in p.on_start if isinstance(h, Snapshot)})
-    # Copies: the update donates the trained roles' buffers, which must not be shared.
-    frozen.update({k: jax.tree.map(jnp.copy, params[r]) for k, r in sources.items()})
     first = self.sft_opt if phases and phases[0].kind == "sft" else self.rl_opt
-    state = new_state({n: params[n] for n in self.trained}, first, frozen, self.cfg.seed)
+    own = {n: params[n] for n in self.trained + self.frozen_roles}
+
+    def make(own):
+      # Copies (distinct outputs): the update donates the trained roles' buffers, which must not be shared.
+      frozen = {**{n: own[n] for n in self.frozen_roles}, **{k: own[r] for k, r in sources.items()}}
+      return new_state({n: own[n] for n in self.trained}, first, frozen, self.cfg.seed)
+
     all_axes = {**axes, **{k: axes[r] for k, r in sources.items()}}
-    self.shardings = state_shardings(state, all_axes, self.mesh)
-    return jax.device_put(state, self.shardings)
+    self.shardings = state_shardings(jax.eval_shape(make, own), all_axes, self.mesh)
+    return jax.jit(make, out_shardings=self.shardings, donate_argnums=0)(own)
 
   def params_view(self, state) -> dict:
     """role / snapshot -> parameters, as recipes receive them (shared roles resolve to their owner)."""
