@@ -68,3 +68,22 @@ def test_the_hf_export_carries_the_new_rows(tmp_path):
   assert cfg3.vocab_size == 65
   np.testing.assert_array_equal(np.asarray(back["embed"]), np.asarray(new["embed"]))
   np.testing.assert_array_equal(np.asarray(back["lm_head"]), np.asarray(new["lm_head"]))
+
+
+def test_an_hf_import_grows_to_the_configured_vocabulary_only_when_tokens_are_added(tmp_path):
+  import dataclasses
+  from critjax import sharding as sh
+  from critjax.train.loop import _import_hf
+  cfg = ModelConfig(**BASE, tie_embeddings=False)
+  params, _ = decoder.init_params(cfg, jax.random.key(2))
+  hf_io.export_hf(params, cfg, tmp_path, family="llama")
+  grown = dataclasses.replace(cfg, vocab_size=65)
+  mesh = sh.make_mesh(sh.MeshConfig())
+  shapes = jax.eval_shape(lambda: decoder.init_params(grown, jax.random.PRNGKey(0))[0])
+  shardings = sh.tree_shardings(decoder.logical_axes(grown), shapes, mesh)
+  got = _import_hf(grown, str(tmp_path), shardings, grow_vocab=True)
+  want, _ = resize_vocab(params, cfg, 65)                    # the old rows, then their mean
+  for k in ("embed", "lm_head"):
+    np.testing.assert_allclose(np.asarray(got[k]), np.asarray(want[k]), rtol=1e-6, atol=1e-7)
+  with pytest.raises(ValueError, match="vocab_size: 65 .config. != 64"):
+    _import_hf(grown, str(tmp_path), shardings, grow_vocab=False)
