@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import logging
 import math
 import os
@@ -188,6 +189,23 @@ def tree_shardings(axes_tree, shapes_tree, mesh: Mesh, rules=LOGICAL_RULES):
   is_axes = lambda x: isinstance(x, tuple) and all(isinstance(a, (str, type(None))) for a in x)
   return jax.tree.map(lambda axes, x: NamedSharding(mesh, logical_spec(axes, x.shape, mesh, rules)),
                       axes_tree, shapes_tree, is_leaf=is_axes)
+
+
+def with_activation_sharding(fn, mesh: Mesh, rules=LOGICAL_RULES):
+  """`fn`, traced with the model's activation constraints in force (to jit: `jax.jit(with_activation_sharding(f, mesh))`).
+
+  The decoder marks its activations with logical axes (nn.with_logical_constraint: rows over
+  'activation_batch', the MLP's hidden over 'activation_mlp'); flax makes those no-ops unless logical
+  rules and a mesh are in context when the function is traced. Without them XLA picks the layout
+  itself, and for an fsdp-sharded model it kept activations split over d_model with every row on
+  every device: Qwen2.5-1.5B's update held whole (16, 1536, 151936) float32 logits per device
+  (experiments/memory_report.py). Only the trace sees the rules: nothing global is set."""
+  @functools.wraps(fn)
+  def traced(*args, **kwargs):
+    import flax.linen as nn
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(rules):
+      return fn(*args, **kwargs)
+  return traced
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

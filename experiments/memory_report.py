@@ -17,6 +17,11 @@ argument) beside the analytic floor:
                                                 compute dtype, over the batch-sharded devices
   one layer's working set                       not counted (the floor is a lower bound)
 
+and, with --decode, the same for the sampler's decode turn (critjax.sampling.sampler.decode: all
+prompts_per_step x group_size rows at once, capacity max_prompt_len + max_new_tokens), whose floor is
+the sharded parameters + the KV cache (2 x layers x rows x kv-heads x capacity x head_dim in the
+compute dtype, rows over the batch-sharded devices) + the rows' next-token float32 logits.
+
 CPU compilation of a 28-layer model takes minutes; XLA's CPU memory analysis is what it reports
 for the CPU backend, an estimate of a GPU / TPU's, whose compilers fuse and schedule differently.
 """
@@ -37,6 +42,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from critjax import sharding as sh
 from critjax.config import from_configdict
 from critjax.models import decoder
+from critjax.sampling import sampler
+from critjax.sampling.token_choice import SamplingConfig
 from critjax.train.state import make_optimizer, new_state, state_shardings
 from critjax.train.update import RoleSpec, update_step
 from experiments.config_loading import load_config
@@ -56,7 +63,35 @@ def _per_device(tree, shardings) -> int:
   return total
 
 
-def report(config: str, chunks, devices=None) -> dict:
+def decode_report(cfg, model, params, param_sh, mesh) -> dict:
+  """Compile (never run) one decode turn for all the step's rows from abstract shapes."""
+  r = cfg.rollout
+  rows, cap = r.prompts_per_step * r.group_size, r.max_prompt_len + r.max_new_tokens
+  ro = jax.eval_shape(lambda p: sampler.start(p, jnp.zeros((rows, r.max_prompt_len), jnp.int32),
+                                              jnp.ones((rows,), jnp.int32), cfg=model, capacity=cap), params)
+  rows_sh = jax.tree.map(lambda x: NamedSharding(mesh, P(("data", "fsdp"), *([None] * (x.ndim - 1)))), ro)
+  scfg = SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
+  fn = jax.jit(sh.with_activation_sharding(functools.partial(sampler.decode, cfg=model, scfg=scfg), mesh),
+               in_shardings=(param_sh, rows_sh, None), out_shardings=rows_sh, donate_argnums=1)
+  t0 = time.perf_counter()
+  m = fn.lower(params, ro, jax.ShapeDtypeStruct((2,), jnp.uint32)).compile().memory_analysis()
+  n_batch = mesh.shape["data"] * mesh.shape["fsdp"]
+  cache = _per_device(ro.cache, rows_sh.cache)
+  floor = _per_device(params, param_sh) + cache + (rows // n_batch) * model.vocab_size * 4
+  out = {"rows": rows, "capacity": cap, "compile_seconds": round(time.perf_counter() - t0, 1),
+         "floor": {"params": _per_device(params, param_sh), "cache": cache, "total": floor}}
+  if m is not None:
+    out.update(arguments=m.argument_size_in_bytes, outputs=m.output_size_in_bytes, temps=m.temp_size_in_bytes,
+               aliased=m.alias_size_in_bytes,
+               peak=m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes)
+    out["peak_over_floor"] = out["peak"] / floor
+  return out
+
+
+def report(config: str, chunks, devices=None, decode: bool = False, activation_sharding: bool = True) -> dict:
+  """The memory record of `config`'s update for each chunk setting (and its decode turn with
+  `decode`); activation_sharding=False traces without the model's activation constraints (as
+  before they were put in force), for comparison."""
   cfg = from_configdict(load_config(config))
   role = cfg.role_configs()["policy"]
   model, o = role.model, role.optim
@@ -89,7 +124,8 @@ def report(config: str, chunks, devices=None) -> dict:
   for c in chunks:
     spec = RoleSpec(model, opt, kind="policy", loss=cfg.rl.loss, micro_batch_size=cfg.rl.micro_batch_size,
                     temperature=r.temperature or 1.0, logprob_chunk=c)
-    fn = jax.jit(functools.partial(update_step, specs={"policy": spec}), in_shardings=(shardings, {"policy": batch_sh}),
+    step = functools.partial(update_step, specs={"policy": spec})
+    fn = jax.jit(sh.with_activation_sharding(step, mesh) if activation_sharding else step, in_shardings=(shardings, {"policy": batch_sh}),
                  out_shardings=(shardings, None), donate_argnums=0)
     t0 = time.perf_counter()
     compiled = fn.lower(state, {"policy": batch}).compile()
@@ -101,6 +137,8 @@ def report(config: str, chunks, devices=None) -> dict:
                  peak=m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes)
       run["peak_over_floor"] = run["peak"] / out["floor"]["total"]
     out["runs"].append(run)
+  if decode:
+    out["decode"] = decode_report(cfg, model, params, shardings.roles["policy"].params, mesh)
   return out
 
 
@@ -108,9 +146,10 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--config", required=True)
   ap.add_argument("--chunks", default="0,1024", help="comma-separated rl.logprob_chunk settings (0 = whole)")
+  ap.add_argument("--decode", action="store_true", help="also the sampler's decode turn")
   ap.add_argument("--out", type=Path, default=None)
   args = ap.parse_args()
-  rec = report(args.config, [int(c) for c in args.chunks.split(",")])
+  rec = report(args.config, [int(c) for c in args.chunks.split(",") if c], decode=args.decode)
   f = rec["floor"]
   print(f"{rec['config']}: {rec['params'] / 1e9:.2f} G parameter bytes, mesh {rec['mesh']}, {rec['rows']} rows "
         f"(micro {rec['micro_rows']}) x {rec['tokens']} tokens")
@@ -120,6 +159,12 @@ def main():
     if "peak" in r:
       print(f"  logprob_chunk={r['logprob_chunk']}: peak {r['peak'] / MiB:.0f} MiB (args {r['arguments'] / MiB:.0f}, "
             f"temps {r['temps'] / MiB:.0f}) = {r['peak_over_floor']:.2f}x the floor; compiled in {r['compile_seconds']} s")
+  if "decode" in rec:
+    d = rec["decode"]
+    print(f"decode turn, {d['rows']} rows x capacity {d['capacity']}: floor params {d['floor']['params'] / MiB:.0f} "
+          f"MiB + KV cache {d['floor']['cache'] / MiB:.0f} = {d['floor']['total'] / MiB:.0f} MiB"
+          + (f"; peak {d['peak'] / MiB:.0f} MiB = {d['peak_over_floor']:.2f}x the floor" if "peak" in d else "")
+          + f"; compiled in {d['compile_seconds']} s")
   if args.out:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rec, indent=1))

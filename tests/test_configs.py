@@ -36,6 +36,16 @@ def test_real_model_shapes_match_published_sizes(variant):
   assert abs(n - PARAMS[variant]) / PARAMS[variant] < 0.02
 
 
+def test_grpo_7b_variant_is_the_memory_goals_step():
+  cfg = from_configdict(load_config("configs/grpo.py:qwen2.5-7b"))
+  r, m = cfg.rollout, cfg.model
+  assert (m.d_model, m.n_layers, m.vocab_size, m.dtype, m.remat) == (3584, 28, 152_064, "bfloat16", True)
+  assert (cfg.mesh.fsdp, r.max_prompt_len + r.max_new_tokens) == (8, 2048)
+  assert cfg.rl.micro_batch_size // cfg.mesh.fsdp == 4                       # 4 rows x 2k tokens per device
+  assert (r.prompts_per_step * r.group_size // cfg.rl.num_minibatches) % cfg.rl.micro_batch_size == 0
+  assert cfg.rl.loss.kl_coef == 0.04 and cfg.warmup.checkpoint == "checkpoints/qwen2.5-7b"
+
+
 @pytest.mark.parametrize("variant", ["tiny", "tiny_self", "qwen2.5-7b"])
 def test_critique_rl_configs_build_and_validate(variant):
   cfg = from_configdict(load_config(f"configs/critique_rl.py:{variant}"))

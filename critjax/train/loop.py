@@ -245,8 +245,10 @@ class Trainer:
     self.sft_opt = {n: make_optimizer(cfg.warmup.learning_rate, grad_clip=roles[n].optim.grad_clip)
                     for n in self.trained}
     self._updates: dict = {}
-    self._ref_logprobs = {n: jax.jit(functools.partial(sequence_logprobs, cfg=roles[n].model,
-                                                       temperature=self.temperature(n), chunk=self.chunk(n)))
+    # Traced under the model's activation constraints (sh.with_activation_sharding): rows stay split
+    # over the batch axes through the forward and backward instead of a layout XLA picks.
+    self._ref_logprobs = {n: jax.jit(sh.with_activation_sharding(functools.partial(
+        sequence_logprobs, cfg=roles[n].model, temperature=self.temperature(n), chunk=self.chunk(n)), self.mesh))
                           for n in self.trained}
 
   def chunk(self, role: str) -> int:
@@ -294,7 +296,8 @@ class Trainer:
         specs = {n: RoleSpec(model=self.roles[n].model, optimizer=self.rl_opt[n], kind=kinds.get(n, "policy"),
                              loss=self.cfg.rl.loss, micro_batch_size=self.cfg.rl.micro_batch_size,
                              temperature=self.temperature(n), logprob_chunk=self.chunk(n)) for n in self.trained}
-      self._updates[key] = jax.jit(functools.partial(update_step, specs=specs), donate_argnums=0,
+      self._updates[key] = jax.jit(sh.with_activation_sharding(functools.partial(update_step, specs=specs), self.mesh),
+                                   donate_argnums=0,
                                    out_shardings=(self.shardings, None))
     return self._updates[key]
 

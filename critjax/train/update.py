@@ -55,6 +55,26 @@ def role_loss(params, mb: dict, spec: RoleSpec):
   return LOSSES.get(spec.kind)(logp, entropy, mb, spec.loss)
 
 
+# Rows that must share a micro-batch: a pair loss's (chosen, rejected) rows 2i and 2i + 1.
+ROW_UNITS = {"dpo": 2, "reward_bt": 2}
+
+
+def split_micro_batches(x, m: int, unit: int = 1):
+  """(N, ...) -> (M, N / M, ...): micro-batch j takes every M-th unit of `unit` rows, from j on.
+
+  Strided, not contiguous: the batch's rows are split over the (data, fsdp) devices in contiguous
+  blocks, and a contiguous split would put each micro-batch on a few devices, which XLA then
+  replicates on all of them (every device computing the whole micro-batch; 31 (B, T, V) logits of
+  one micro-batch per device in experiments/memory_report.py's Qwen2.5-1.5B step, not 1/8 of it).
+  A strided micro-batch holds N / M / devices rows of every device. The sum over micro-batches is
+  the same rows' sum, so the accumulated gradient is unchanged (up to float32 summation order)."""
+  n = x.shape[0]
+  if n % (m * unit):
+    raise ValueError(f"batch of {n} rows does not split into {m} micro-batches of whole {unit}-row units")
+  y = x.reshape(n // (m * unit), m, unit, *x.shape[1:]).swapaxes(0, 1)
+  return y.reshape(m, n // m, *x.shape[1:])
+
+
 def accumulate_grads(params, batch: dict, spec: RoleSpec):
   """Sum gradients of loss_sum over M micro-batches (lax.scan), divide once by the total denominator."""
   n = batch["tokens"].shape[0]
@@ -63,7 +83,7 @@ def accumulate_grads(params, batch: dict, spec: RoleSpec):
   m = n // spec.micro_batch_size if spec.micro_batch_size else spec.micro_batches
   if n % m:
     raise ValueError(f"batch of {n} rows does not split into {m} micro-batches")
-  mbs = jax.tree.map(lambda x: x.reshape(m, n // m, *x.shape[1:]), batch)
+  mbs = jax.tree.map(lambda x: split_micro_batches(x, m, ROW_UNITS.get(spec.kind, 1)), batch)
 
   def loss_fn(p, mb):
     total, denom, metrics = role_loss(p, mb, spec)
