@@ -63,13 +63,22 @@ def _per_device(tree, shardings) -> int:
   return total
 
 
+def _memory(m, floor: int) -> dict:
+  """XLA's memory analysis as a record: peak = arguments + temporaries + outputs not aliased."""
+  if m is None:
+    return {}
+  peak = m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+  return {"arguments": m.argument_size_in_bytes, "outputs": m.output_size_in_bytes, "temps": m.temp_size_in_bytes,
+          "aliased": m.alias_size_in_bytes, "peak": peak, "peak_over_floor": peak / floor}
+
+
 def decode_report(cfg, model, params, param_sh, mesh) -> dict:
   """Compile (never run) one decode turn for all the step's rows from abstract shapes."""
   r = cfg.rollout
   rows, cap = r.prompts_per_step * r.group_size, r.max_prompt_len + r.max_new_tokens
   ro = jax.eval_shape(lambda p: sampler.start(p, jnp.zeros((rows, r.max_prompt_len), jnp.int32),
                                               jnp.ones((rows,), jnp.int32), cfg=model, capacity=cap), params)
-  rows_sh = jax.tree.map(lambda x: NamedSharding(mesh, P(("data", "fsdp"), *([None] * (x.ndim - 1)))), ro)
+  rows_sh = jax.tree.map(lambda x: sh.batch_sharding(mesh, x.ndim), ro)
   scfg = SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_k=r.top_k, top_p=r.top_p)
   fn = jax.jit(sh.with_activation_sharding(functools.partial(sampler.decode, cfg=model, scfg=scfg), mesh),
                in_shardings=(param_sh, rows_sh, None), out_shardings=rows_sh, donate_argnums=1)
@@ -77,15 +86,10 @@ def decode_report(cfg, model, params, param_sh, mesh) -> dict:
   m = fn.lower(params, ro, jax.ShapeDtypeStruct((2,), jnp.uint32)).compile().memory_analysis()
   n_batch = mesh.shape["data"] * mesh.shape["fsdp"]
   cache = _per_device(ro.cache, rows_sh.cache)
-  floor = _per_device(params, param_sh) + cache + (rows // n_batch) * model.vocab_size * 4
-  out = {"rows": rows, "capacity": cap, "compile_seconds": round(time.perf_counter() - t0, 1),
-         "floor": {"params": _per_device(params, param_sh), "cache": cache, "total": floor}}
-  if m is not None:
-    out.update(arguments=m.argument_size_in_bytes, outputs=m.output_size_in_bytes, temps=m.temp_size_in_bytes,
-               aliased=m.alias_size_in_bytes,
-               peak=m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes)
-    out["peak_over_floor"] = out["peak"] / floor
-  return out
+  p_bytes = _per_device(params, param_sh)
+  floor = p_bytes + cache + (rows // n_batch) * model.vocab_size * 4
+  return {"rows": rows, "capacity": cap, "compile_seconds": round(time.perf_counter() - t0, 1),
+          "floor": {"params": p_bytes, "cache": cache, "total": floor}, **_memory(m, floor)}
 
 
 def report(config: str, chunks, devices=None, decode: bool = False, activation_sharding: bool = True) -> dict:
@@ -131,11 +135,7 @@ def report(config: str, chunks, devices=None, decode: bool = False, activation_s
     compiled = fn.lower(state, {"policy": batch}).compile()
     m = compiled.memory_analysis()
     run = {"logprob_chunk": c, "compile_seconds": round(time.perf_counter() - t0, 1)}
-    if m is not None:
-      run.update(arguments=m.argument_size_in_bytes, outputs=m.output_size_in_bytes, temps=m.temp_size_in_bytes,
-                 aliased=m.alias_size_in_bytes,
-                 peak=m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes)
-      run["peak_over_floor"] = run["peak"] / out["floor"]["total"]
+    run.update(_memory(m, out["floor"]["total"]))
     out["runs"].append(run)
   if decode:
     out["decode"] = decode_report(cfg, model, params, shardings.roles["policy"].params, mesh)
